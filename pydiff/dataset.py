@@ -1,0 +1,343 @@
+"""The HDF5 data set (format version 1): streamed, atomic, resumable writing; checked reading.
+
+Layout (see DESIGN.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
+(n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32 and ``field_max`` (n,) float32; the
+problem, the backend, the seed and ``n_complete`` (rows that are final) as file attributes.
+
+A file is written under ``NAME.partial`` and renamed to ``NAME`` only once every row is final,
+so a file under its own name is always complete; an interrupted run leaves the ``.partial``
+file, which ``resume=True`` finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, DataFileError
+from .problem import Problem, SourceDraw, sample_sources, source_images
+
+FORMAT = "pydiff.dataset"
+FORMAT_VERSION = 1
+ARRAYS = ("inputs", "fields", "centers", "values", "field_max")
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(path: Path) -> Path:
+    """Where a file is written until it is complete."""
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _planned_attrs(problem: Problem, n: int, backend: str, seed: int) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **problem.to_attrs(),
+        "backend": backend,
+        "seed": int(seed),
+        "n": int(n),
+        "pydiff_version": __version__,
+    }
+
+
+def _create(path: Path, attrs: dict, problem: Problem, n: int, chunk: int) -> h5py.File:
+    L, k = problem.lattice, problem.n_sources
+    f = h5py.File(path, "w")
+    chunk = max(1, min(chunk, n))
+    f.create_dataset("inputs", (n, L, L), np.float32, chunks=(chunk, L, L))
+    f.create_dataset("fields", (n, L, L), np.float32, chunks=(chunk, L, L))
+    f.create_dataset("centers", (n, k, 2), np.int16, chunks=(min(n, 4096), k, 2))
+    f.create_dataset("values", (n, k), np.float32, chunks=(min(n, 4096), k))
+    f.create_dataset("field_max", (n,), np.float32, chunks=(min(n, 4096),))
+    f.attrs.update(attrs)
+    f.attrs["n_complete"] = 0
+    return f
+
+
+def _check_resumable(f: h5py.File, attrs: dict, path: Path) -> None:
+    """The partial file must have been started with exactly the requested parameters."""
+    for key, want in attrs.items():
+        if key == "pydiff_version":
+            continue
+        have = f.attrs.get(key)
+        if isinstance(have, bytes):
+            have = have.decode()
+        if isinstance(have, np.generic):
+            have = have.item()
+        if have != want:
+            raise ConfigError(
+                f"cannot resume {path}: it was started with {key}={have!r}, not {want!r}; "
+                "use the original parameters, or --overwrite to start over"
+            )
+
+
+def generate(
+    out: str | os.PathLike,
+    n: int,
+    problem: Problem | None = None,
+    seed: int = 0,
+    backend: str = "spectral",
+    batch_size: int = 500,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | Callable[[int], None] = True,
+    solver_options: dict | None = None,
+) -> Path:
+    """Sample ``n`` source images, solve them, and stream them into the HDF5 file ``out``.
+
+    Args:
+        out: the file to write; its directory must exist.
+        n: number of samples.
+        problem: the problem's constants (default: the paper's).
+        seed: the seed of the source positions and values; same seed, same data.
+        backend: solver backend (see :mod:`pydiff.solvers`).
+        batch_size: samples solved and written at a time (memory holds one batch of fields).
+        resume: finish the interrupted run that left ``out.partial`` (or do nothing if ``out``
+            is already complete with the same parameters).
+        overwrite: replace an existing ``out`` (kept until the new file is complete).
+        progress: show a progress bar (True), none (False), or call ``progress(k)`` after each
+            batch of ``k`` samples.
+
+    Returns:
+        The path of the complete file.
+
+    Raises:
+        ConfigError: impossible parameters, missing directory, existing output.
+        BackendUnavailable: the backend cannot run here.
+    """
+    from .solvers import make_solver, normalise
+
+    problem = problem or Problem()
+    out = Path(out)
+    if int(n) != n or n < 1:
+        raise ConfigError(f"--n must be a positive integer, got {n}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    if not out.parent.is_dir():
+        raise ConfigError(f"output directory {out.parent} does not exist; create it first")
+    attrs = _planned_attrs(problem, n, backend, seed)
+    tmp = partial_path(out)
+
+    if out.exists() and not overwrite:
+        if not resume:
+            raise ConfigError(f"{out} exists; pass --overwrite to replace it or --resume to finish it")
+        with h5py.File(out, "r") as f:
+            _check_resumable(f, attrs, out)
+        return out  # already complete with these parameters
+    if tmp.exists() and not (resume or overwrite):
+        raise ConfigError(
+            f"{tmp} is left from an interrupted run; pass --resume to finish it or --overwrite to start over"
+        )
+
+    # Build the solver before touching any file, so that a backend that cannot run leaves nothing.
+    with make_solver(backend, problem, **(solver_options or {})) as solver:
+        draw = sample_sources(problem, n, seed)
+        if resume and tmp.exists():
+            f = _open_partial(tmp)
+            _check_resumable(f, attrs, tmp)
+        else:
+            f = _create(tmp, attrs, problem, n, chunk=min(batch_size, 64))
+        start = int(f.attrs["n_complete"])
+        bar = _Bar(progress, n, start, backend)
+        try:
+            for lo in range(start, n, batch_size):
+                hi = min(n, lo + batch_size)
+                part = draw[lo:hi]
+                images = source_images(problem, part)
+                fields, field_max = normalise(solver(images))
+                f["inputs"][lo:hi] = images
+                f["fields"][lo:hi] = fields
+                f["centers"][lo:hi] = part.centers
+                f["values"][lo:hi] = part.values
+                f["field_max"][lo:hi] = field_max
+                f.attrs["n_complete"] = hi  # after the rows: a crash never over-counts
+                f.flush()
+                bar(hi - lo)
+        finally:
+            f.close()
+            bar.close()
+    os.replace(tmp, out)
+    return out
+
+
+def _open_partial(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r+")
+    except OSError as exc:
+        raise DataFileError(f"cannot resume from {path}: it is not a readable HDF5 file ({exc}); use --overwrite") from None
+
+
+class _Bar:
+    """A tqdm bar in samples/s, or a user callback, behind one call signature."""
+
+    def __init__(self, progress, total: int, initial: int, backend: str) -> None:
+        self._callback = progress if callable(progress) else None
+        self._tqdm = None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=total, initial=initial, unit="sample", desc=f"generate ({backend})")
+
+    def __call__(self, k: int) -> None:
+        if self._tqdm is not None:
+            self._tqdm.update(k)
+        elif self._callback is not None:
+            self._callback(k)
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+
+
+@dataclass
+class GroundTruth:
+    """A pydiff data set, read back.
+
+    ``inputs``, ``fields`` (n, L, L), ``centers`` (n, k, 2), ``values`` (n, k) and ``field_max``
+    (n,) are numpy arrays, or, when loaded with ``lazy=True``, h5py datasets read on indexing.
+    ``ds[i]`` gives ``(input, field)`` as (1, L, L) float32 arrays, so a GroundTruth is a map-style
+    data set for ``torch.utils.data.DataLoader``.
+    """
+
+    path: Path
+    attrs: dict
+    problem: Problem
+    inputs: np.ndarray
+    fields: np.ndarray
+    centers: np.ndarray
+    values: np.ndarray
+    field_max: np.ndarray
+    _file: h5py.File | None = None
+
+    def __len__(self) -> int:
+        return int(self.attrs["n_complete"])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            np.asarray(self.inputs[index], dtype=np.float32)[None],
+            np.asarray(self.fields[index], dtype=np.float32)[None],
+        )
+
+    @property
+    def complete(self) -> bool:
+        return int(self.attrs["n_complete"]) == int(self.attrs["n"])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _attrs(f: h5py.File) -> dict:
+    out = {}
+    for key, value in f.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
+    """Open ``path`` read-only and check that it is a pydiff data set of a known version.
+
+    Returns the open file, its attributes and its problem; raises :class:`DataFileError` naming
+    what is wrong otherwise.  A partial file is accepted here (``n_complete`` says how far it is).
+    """
+    path = Path(path)
+    if not path.exists():
+        hint = f" (an interrupted run left {partial_path(path)}; finish it with --resume)" if partial_path(path).exists() else ""
+        raise DataFileError(f"{path}: no such file{hint}")
+    if not h5py.is_hdf5(path):
+        raise DataFileError(f"{path}: not an HDF5 file (truncated or of another kind)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be opened as HDF5 ({exc})") from None
+    try:
+        attrs = _attrs(f)
+        if attrs.get("format") != FORMAT:
+            raise DataFileError(f"{path}: not a pydiff data set (format attribute {attrs.get('format')!r})")
+        if attrs.get("format_version") != FORMAT_VERSION:
+            raise DataFileError(
+                f"{path}: format version {attrs.get('format_version')!r}; this pydiff reads version {FORMAT_VERSION}"
+            )
+        missing = [name for name in ARRAYS if name not in f]
+        if missing or "n_complete" not in attrs or "n" not in attrs:
+            raise DataFileError(f"{path}: incomplete pydiff data set (missing {', '.join(missing) or 'attributes'})")
+        try:
+            problem = Problem.from_attrs(attrs)
+        except (KeyError, ValueError) as exc:
+            raise DataFileError(f"{path}: bad problem attributes ({exc})") from None
+        n, L, k = int(attrs["n"]), problem.lattice, problem.n_sources
+        expected = {"inputs": (n, L, L), "fields": (n, L, L), "centers": (n, k, 2), "values": (n, k), "field_max": (n,)}
+        for name, shape in expected.items():
+            if f[name].shape != shape:
+                raise DataFileError(f"{path}: dataset {name} has shape {f[name].shape}, expected {shape}")
+        if not 0 <= int(attrs["n_complete"]) <= n:
+            raise DataFileError(f"{path}: n_complete={attrs['n_complete']} out of range 0..{n}")
+    except BaseException:
+        f.close()
+        raise
+    return f, attrs, problem
+
+
+def load(path: str | os.PathLike, lazy: bool = False, allow_partial: bool = False) -> GroundTruth:
+    """Read a data set written by :func:`generate`.
+
+    Args:
+        path: the HDF5 file.
+        lazy: keep the arrays on disk (h5py datasets, read on indexing) instead of loading them;
+            close the result (or use it as a context manager) when done.
+        allow_partial: accept a file whose ``n_complete`` is below ``n`` (an interrupted run);
+            only the complete rows are returned.
+
+    Raises:
+        DataFileError: missing, truncated, foreign, wrong-version or incomplete file.
+    """
+    f, attrs, problem = inspect(path)
+    if int(attrs["n_complete"]) < int(attrs["n"]) and not allow_partial:
+        f.close()
+        raise DataFileError(f"{path}: incomplete ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
+    m = int(attrs["n_complete"])
+    if lazy:
+        arrays = {name: f[name] for name in ARRAYS}
+        return GroundTruth(Path(path), attrs, problem, **arrays, _file=f)
+    try:
+        arrays = {name: f[name][:m] for name in ARRAYS}
+    finally:
+        f.close()
+    return GroundTruth(Path(path), attrs, problem, **arrays)
+
+
+def summary(path: str | os.PathLike, block: int = 1024) -> tuple[dict, "list[dict]"]:
+    """Attributes and per-array (shape, dtype, min, max) of a data set, read block by block."""
+    f, attrs, _ = inspect(path)
+    rows = []
+    with f:
+        m = int(attrs["n_complete"])
+        for name in ARRAYS:
+            ds = f[name]
+            lo, hi = np.inf, -np.inf
+            for start in range(0, m, block):
+                part = ds[start : min(m, start + block)]
+                lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+            rows.append({"array": name, "shape": str(ds.shape), "dtype": str(ds.dtype),
+                         "min": lo if m else float("nan"), "max": hi if m else float("nan")})
+    return attrs, rows

@@ -1,0 +1,31 @@
+"""The exceptions pydiff raises on purpose.
+
+Every error a user can cause is a :class:`PydiffError`; the command line prints its message on
+one line and exits with its ``exit_code``, never with a traceback.  Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PydiffError(Exception):
+    """Base class: an error with a message meant for the user."""
+
+    exit_code = 1
+
+
+class ConfigError(PydiffError, ValueError):
+    """Impossible parameters or arguments (a usage error: exit status 2)."""
+
+    exit_code = 2
+
+
+class DataFileError(PydiffError):
+    """A data set or checkpoint that is missing, truncated, foreign or of another version."""
+
+    exit_code = 1
+
+
+class BackendUnavailable(PydiffError):
+    """A solver backend that cannot run here (for example Julia is not installed)."""
+
+    exit_code = 2

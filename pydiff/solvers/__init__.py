@@ -1,0 +1,91 @@
+"""Ground-truth solvers: one module per backend, one registry, one entry point.
+
+>>> from pydiff.solvers import solve
+>>> fields, field_max = solve(images, problem, backend="spectral")
+
+Every backend maps a batch of source images ``(b, L, L)`` to ``u(t_max)``, the unnormalised
+field, in float64; :func:`solve` normalises it.  Backends that hold state (a factorisation, a
+Julia worker process) are made once with :func:`make_solver` and closed after the run:
+
+>>> with make_solver("direct", problem) as solver:
+...     u = solver(images)
+
+=========  ==========================================================================  ===========
+backend    method                                                                      models
+=========  ==========================================================================  ===========
+spectral   exact u(t_max): 2-D DST-I diagonalises the operator (the reference)         production
+timestep   adaptive Runge-Kutta-Chebyshev time integration to t_max (as ROCK2 does)     production
+direct     sparse LU of the steady state, factorised once (t_max -> infinity)          both
+julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       production
+=========  ==========================================================================  ===========
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..problem import Problem
+from .base import Solver
+
+# name -> (module, class); modules are imported only when their backend is asked for.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "spectral": ("pydiff.solvers.spectral", "SpectralSolver"),
+    "timestep": ("pydiff.solvers.timestep", "TimestepSolver"),
+    "direct": ("pydiff.solvers.direct", "DirectSolver"),
+    "julia": ("pydiff.solvers.julia", "JuliaSolver"),
+}
+
+BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def solver_class(name: str) -> type[Solver]:
+    """The class registered under ``name``; :class:`ConfigError` for an unknown name."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    module, cls = _REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_solver(name: str, problem: Problem, **options) -> Solver:
+    """Build the ``name`` backend for ``problem``.
+
+    Raises:
+        ConfigError: unknown backend, or a source model the backend cannot solve.
+        BackendUnavailable: the backend cannot run on this machine (says how to fix it).
+    """
+    cls = solver_class(name)
+    if problem.source_model not in cls.source_models:
+        raise ConfigError(
+            f"backend {name!r} cannot solve source model {problem.source_model!r}; "
+            f"use one of: {', '.join(n for n in BACKENDS if problem.source_model in solver_class(n).source_models)}"
+        )
+    return cls(problem, **options)
+
+
+def normalise(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``u / max(u)`` per sample: the target field (float32) and the maxima (float32)."""
+    field_max = u.max(axis=(-2, -1))
+    fields = u / field_max[..., None, None]
+    return fields.astype(np.float32), field_max.astype(np.float32)
+
+
+def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", **options):
+    """Normalised fields of a batch of source images, with a throw-away solver.
+
+    Args:
+        images: (b, L, L) source images (float32 or float64).
+        problem: the problem's constants.
+        backend: one of :data:`BACKENDS`.
+
+    Returns:
+        ``(fields, field_max)``: (b, L, L) float32 fields with maximum 1, and (b,) float32 maxima
+        of ``u(t_max)``.
+    """
+    with make_solver(backend, problem, **options) as solver:
+        return normalise(solver(np.asarray(images)))
+
+
+__all__ = ["BACKENDS", "Solver", "make_solver", "normalise", "solve", "solver_class"]
