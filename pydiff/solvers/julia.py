@@ -1,0 +1,77 @@
+"""The original solver: DifferentialEquations.jl's ROCK2, called through juliacall.
+
+``julia/PyDiffGroundTruth.jl`` integrates ``du/dt = D (M u + u M) - gamma u + img`` with
+``M = Tridiagonal(1, -2, 1)``, ``u(0) = img``, ``ROCK2()`` at default tolerances in Float32, as
+genData.jl did, for a whole batch per call (Julia threads over samples).
+
+Julia runs in a worker process (:mod:`pydiff.solvers.worker`): :class:`JuliaSolver` is the
+parent's proxy, :class:`JuliaSession` the half that imports juliacall inside the worker.
+juliacall finds Julia and OrdinaryDiffEq through juliapkg (``pydiff/juliapkg.json``), which
+honours ``PYTHON_JULIAPKG_EXE`` (a Julia executable to use), ``PYTHON_JULIAPKG_PROJECT`` (a
+Julia project to use) and ``PYTHON_JULIAPKG_OFFLINE=yes`` (never download).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailable
+from ..problem import Problem
+from .base import Solver
+from .worker import WorkerSolver
+
+JULIA_SOURCE = Path(__file__).resolve().parents[2] / "julia" / "PyDiffGroundTruth.jl"
+
+HOW_TO_GET_JULIA = (
+    "install Julia >= 1.10 and put `julia` on PATH, or set PYTHON_JULIAPKG_EXE=/path/to/julia "
+    "(add PYTHON_JULIAPKG_OFFLINE=yes when OrdinaryDiffEq is installed already); "
+    "see README, 'Julia backend'"
+)
+
+
+def unavailable_message(exc: BaseException) -> str:
+    """One line: why Julia could not be obtained, and what to do about it."""
+    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+    reason = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return f"the julia backend is unavailable ({reason}); {HOW_TO_GET_JULIA}"
+
+
+class JuliaSession(Solver):
+    """In-process Julia (used inside the worker; importing juliacall here starts Julia)."""
+
+    name = "julia"
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem)
+        if not JULIA_SOURCE.is_file():
+            raise BackendUnavailable(f"{JULIA_SOURCE} is missing; install pydiff from its repository (pip install -e .)")
+        # Threads over samples need Julia threads, and juliacall wants signal handling with them.
+        os.environ.setdefault("PYTHON_JULIACALL_THREADS", "auto")
+        os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
+        try:
+            from juliacall import Main as jl
+
+            jl.include(str(JULIA_SOURCE))
+            self._solve_batch = jl.PyDiffGroundTruth.solve_batch
+        except Exception as exc:  # juliapkg raises anything from URLError to JuliaError
+            raise BackendUnavailable(unavailable_message(exc)) from None
+
+    def _solve(self, images: np.ndarray) -> np.ndarray:
+        p = self.problem
+        # Sample-first (n, L, L) C-order arrives in Julia as a PyArray with the same indices, so
+        # [s, i, j] is cell (x = i, y = j) on both sides; the result converts back likewise.
+        fields, maxima = self._solve_batch(np.ascontiguousarray(images, dtype=np.float32), p.D, p.gamma, p.t_max)
+        fields = np.array(fields, dtype=np.float64)
+        return fields * np.array(maxima, dtype=np.float64)[:, None, None]
+
+
+class JuliaSolver(WorkerSolver):
+    """The ``julia`` backend: a Julia worker process kept for the whole run."""
+
+    name = "julia"
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem, "pydiff.solvers.julia:JuliaSession")

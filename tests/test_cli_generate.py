@@ -1,0 +1,110 @@
+"""``pydiff generate`` and ``pydiff info`` from the outside: outputs, exit statuses, no traces."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from pydiff.dataset import load
+
+from .cli import assert_clean_failure, pydiff
+
+SMALL = ["--lattice", "20", "--radius", "3", "--quiet"]
+
+
+def test_generate_then_info(tmp_path):
+    out = tmp_path / "d.h5"
+    result = pydiff("generate", "--n", 12, "--out", out, "--seed", 3, "--batch-size", 5, *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and out.exists()
+    data = load(out)
+    assert len(data) == 12 and data.attrs["seed"] == 3 and data.problem.lattice == 20
+    info = pydiff("info", out)
+    assert info.returncode == 0, info.stderr
+    assert "complete" in info.stdout and "fields" in info.stdout and "(12, 20, 20)" in info.stdout
+
+
+def test_generate_with_every_option(tmp_path):
+    out = tmp_path / "d.h5"
+    result = pydiff(
+        "generate", "--n", 3, "--out", out, "--backend", "direct", "--source-model", "clamped",
+        "--lattice", 16, "--radius", 2, "--n-sources", 3, "--D", 0.5, "--gamma", 0.01, "--t-max", 100, "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    with h5py.File(out) as f:
+        assert f.attrs["n_sources"] == 3 and f.attrs["D"] == 0.5 and f.attrs["source_model"] == "clamped"
+        assert f["centers"].shape == (3, 3, 2)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--n", "0"], "--n must be a positive"),
+        (["--n", "-5"], "--n must be a positive"),
+        (["--radius", "10"], "radius must be smaller than lattice/2"),
+        (["--n-sources", "0"], "n_sources"),
+        (["--D", "-1"], "D must be a positive"),
+        (["--gamma", "-0.5"], "gamma must be a non-negative"),
+        (["--backend", "fourier"], "unknown backend 'fourier'"),
+        (["--source-model", "clamped"], "cannot solve source model 'clamped'"),
+    ],
+)
+def test_impossible_parameters(tmp_path, args, match):
+    out = tmp_path / "d.h5"
+    base = ["--n", "4", "--lattice", "20", "--radius", "3"]
+    result = pydiff("generate", "--out", out, *base, *args)
+    assert_clean_failure(result, 2, match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_directory_and_existing_output(tmp_path):
+    assert_clean_failure(pydiff("generate", "--n", 2, "--out", tmp_path / "no" / "d.h5", *SMALL), 2, "does not exist")
+    out = tmp_path / "d.h5"
+    assert pydiff("generate", "--n", 2, "--out", out, *SMALL).returncode == 0
+    before = out.read_bytes()
+    assert_clean_failure(pydiff("generate", "--n", 2, "--out", out, *SMALL), 2, "--overwrite")
+    assert out.read_bytes() == before
+
+
+def test_julia_without_julia_is_a_clean_error(tmp_path):
+    out = tmp_path / "d.h5"
+    result = pydiff("generate", "--n", 2, "--out", out, "--backend", "julia", *SMALL, timeout=120)
+    if result.returncode == 0:
+        pytest.skip("Julia is available here")
+    assert_clean_failure(result, 2, "julia backend is unavailable")
+    assert "PYTHON_JULIAPKG_EXE" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_info_on_bad_files(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(2)
+    assert_clean_failure(pydiff("info", foreign), 1, "not a pydiff data set")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    assert_clean_failure(pydiff("info", junk), 1, str(junk))
+    assert_clean_failure(pydiff("info", tmp_path / "none.h5"), 1, "no such file")
+
+
+def test_info_reports_an_incomplete_file(tmp_path):
+    out = tmp_path / "d.h5"
+    assert pydiff("generate", "--n", 4, "--out", out, *SMALL).returncode == 0
+    with h5py.File(out, "r+") as f:
+        f.attrs["n_complete"] = 2
+    result = pydiff("info", out)
+    assert result.returncode == 0 and "INCOMPLETE (2 of 4 rows)" in result.stdout
+
+
+def test_help_and_generate_do_not_import_torch_or_juliacall(tmp_path):
+    code = (
+        "import sys\nfrom pydiff.cli import main\n"
+        f"for argv in (['--help'], ['generate', '--n', '2', '--out', {str(tmp_path / 'd.h5')!r}, '--lattice', '20', '--radius', '3', '--quiet']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code in (0, None), e.code\n"
+        "print(sorted(m for m in ('torch', 'juliacall', 'matplotlib') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

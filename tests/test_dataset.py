@@ -1,0 +1,178 @@
+"""HDF5 data sets: schema, determinism, atomic writes, resume, and reading back."""
+
+import h5py
+import numpy as np
+import pytest
+
+from pydiff.dataset import FORMAT_VERSION, generate, load, partial_path, summary
+from pydiff.errors import ConfigError, DataFileError
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.solvers import solve
+
+N = 23  # not a multiple of the batch sizes below, so the last batch is short
+
+
+@pytest.fixture
+def problem():
+    return Problem(lattice=20, radius=3)
+
+
+def write(path, problem, **kwargs):
+    kwargs.setdefault("progress", False)
+    return generate(path, N, problem, **kwargs)
+
+
+def test_schema_and_contents(tmp_path, problem):
+    path = write(tmp_path / "d.h5", problem, seed=4, batch_size=10)
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "pydiff.dataset" and f.attrs["format_version"] == FORMAT_VERSION
+        assert f.attrs["n_complete"] == N and f.attrs["seed"] == 4 and f.attrs["backend"] == "spectral"
+        assert f.attrs["lattice"] == 20 and f.attrs["source_model"] == "production"
+        for name, shape, dtype in [
+            ("inputs", (N, 20, 20), np.float32), ("fields", (N, 20, 20), np.float32),
+            ("centers", (N, 2, 2), np.int16), ("values", (N, 2), np.float32), ("field_max", (N,), np.float32),
+        ]:
+            assert f[name].shape == shape and f[name].dtype == dtype, name
+            assert f[name].chunks is not None
+    data = load(path)
+    draw = sample_sources(problem, N, seed=4)
+    np.testing.assert_array_equal(data.centers, draw.centers)
+    np.testing.assert_array_equal(data.inputs, source_images(problem, draw))
+    fields, field_max = solve(data.inputs, problem)
+    np.testing.assert_array_equal(data.fields, fields)
+    np.testing.assert_array_equal(data.field_max, field_max)
+    np.testing.assert_allclose(data.fields.max(axis=(1, 2)), 1.0)
+
+
+def test_same_seed_same_data_whatever_the_batch_size(tmp_path, problem):
+    a = load(write(tmp_path / "a.h5", problem, batch_size=5))
+    b = load(write(tmp_path / "b.h5", problem, batch_size=23))
+    for name in ("inputs", "centers", "values"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_allclose(a.fields, b.fields, rtol=0, atol=2e-7)
+    c = load(write(tmp_path / "c.h5", problem, seed=1))
+    assert not np.array_equal(a.centers, c.centers)
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def interrupt_after(batches):
+    seen = []
+
+    def progress(k):
+        seen.append(k)
+        if len(seen) == batches:
+            raise Interrupt
+
+    return progress
+
+
+def test_interrupted_run_leaves_only_a_partial_file_and_resumes_identically(tmp_path, problem):
+    out = tmp_path / "d.h5"
+    with pytest.raises(Interrupt):
+        write(out, problem, batch_size=5, progress=interrupt_after(2))
+    assert not out.exists() and partial_path(out).exists()
+    with h5py.File(partial_path(out)) as f:
+        assert f.attrs["n_complete"] == 10
+    with pytest.raises(DataFileError, match="no such file.*--resume"):
+        load(out)
+    with pytest.raises(ConfigError, match="interrupted run.*--resume"):
+        write(out, problem, batch_size=5)
+    write(out, problem, batch_size=5, resume=True)
+    assert out.exists() and not partial_path(out).exists()
+    whole = load(write(tmp_path / "whole.h5", problem, batch_size=5))
+    resumed = load(out)
+    for name in ("inputs", "fields", "centers", "values", "field_max"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+
+
+def test_resume_with_other_parameters_is_refused(tmp_path, problem):
+    out = tmp_path / "d.h5"
+    with pytest.raises(Interrupt):
+        write(out, problem, batch_size=5, progress=interrupt_after(1))
+    with pytest.raises(ConfigError, match="started with seed=0, not 3"):
+        write(out, problem, batch_size=5, resume=True, seed=3)
+
+
+def test_resume_of_a_complete_file_is_a_no_op(tmp_path, problem):
+    out = write(tmp_path / "d.h5", problem)
+    before = out.stat().st_mtime_ns
+    write(out, problem, resume=True)
+    assert out.stat().st_mtime_ns == before
+
+
+def test_existing_file_needs_overwrite_and_survives_an_interrupted_overwrite(tmp_path, problem):
+    out = write(tmp_path / "d.h5", problem, seed=0)
+    original = load(out).inputs
+    with pytest.raises(ConfigError, match="exists; pass --overwrite"):
+        write(out, problem, seed=1)
+    with pytest.raises(Interrupt):
+        write(out, problem, seed=1, overwrite=True, batch_size=5, progress=interrupt_after(1))
+    np.testing.assert_array_equal(load(out).inputs, original)  # untouched
+    write(out, problem, seed=1, overwrite=True)
+    assert load(out).attrs["seed"] == 1 and not partial_path(out).exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n": 0}, "--n must be a positive"), ({"batch_size": 0}, "--batch-size"), ({"backend": "nope"}, "unknown backend")],
+)
+def test_bad_arguments_leave_no_file(tmp_path, problem, kwargs, message):
+    args = {"n": N, "progress": False, **kwargs}
+    with pytest.raises(ConfigError, match=message):
+        generate(tmp_path / "d.h5", problem=problem, **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_directory(tmp_path, problem):
+    with pytest.raises(ConfigError, match="does not exist"):
+        write(tmp_path / "nowhere" / "d.h5", problem)
+
+
+def test_lazy_load_reads_on_demand_and_is_a_map_style_dataset(tmp_path, problem):
+    path = write(tmp_path / "d.h5", problem)
+    eager = load(path)
+    with load(path, lazy=True) as lazy:
+        assert isinstance(lazy.inputs, h5py.Dataset)
+        assert len(lazy) == N
+        x, y = lazy[7]
+        assert x.shape == (1, 20, 20) and y.dtype == np.float32
+        np.testing.assert_array_equal(y[0], eager.fields[7])
+
+
+def test_clamped_data_set(tmp_path):
+    problem = Problem(lattice=16, radius=2, source_model="clamped")
+    data = load(generate(tmp_path / "c.h5", 4, problem, backend="direct", progress=False))
+    held = data.inputs > 0
+    np.testing.assert_allclose(data.fields[held], data.inputs[held], rtol=1e-6)
+
+
+def test_truncated_foreign_and_wrong_version_files(tmp_path, problem):
+    good = write(tmp_path / "good.h5", problem)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:3000])
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(3)
+    old = tmp_path / "old.h5"
+    old.write_bytes(good.read_bytes())
+    with h5py.File(old, "r+") as f:
+        f.attrs["format_version"] = 99
+    text = tmp_path / "text.h5"
+    text.write_text("hello")
+    for path, message in [
+        (truncated, "truncated|cannot be opened"), (foreign, "not a pydiff data set"),
+        (old, "format version 99"), (text, "not an HDF5 file"), (tmp_path / "none.h5", "no such file"),
+    ]:
+        with pytest.raises(DataFileError, match=message):
+            load(path)
+
+
+def test_summary_ranges(tmp_path, problem):
+    attrs, rows = summary(write(tmp_path / "d.h5", problem))
+    by_name = {row["array"]: row for row in rows}
+    assert by_name["fields"]["max"] == pytest.approx(1.0)
+    assert by_name["centers"]["min"] >= 3 and by_name["centers"]["max"] <= 17
+    assert attrs["n_complete"] == N

@@ -1,0 +1,143 @@
+"""Every backend against closed forms, dense linear algebra, and each other."""
+
+import numpy as np
+import pytest
+
+from pydiff.errors import ConfigError
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.solvers import BACKENDS, make_solver, normalise, solve
+from pydiff.solvers.timestep import apply_operator
+
+from . import problems
+
+PRODUCTION_BACKENDS = ["spectral", "timestep", "direct"]
+TRANSIENT_BACKENDS = ["spectral", "timestep"]  # those that integrate to a finite t_max
+
+
+# Tight tolerances where a test checks the transient itself (RKC2's global error ~ rtol^(2/3)).
+TIGHT = {"spectral": {}, "timestep": {"rtol": 1e-9, "atol": 1e-11}, "direct": {}}
+
+
+def run(backend, problem, images, **options):
+    with make_solver(backend, problem, **options) as solver:
+        return solver(np.asarray(images)[None] if np.ndim(images) == 2 else np.asarray(images))
+
+
+def test_registry_names_every_backend():
+    assert set(BACKENDS) == {"spectral", "timestep", "direct", "julia"}
+    with pytest.raises(ConfigError, match="unknown backend 'fourier'"):
+        make_solver("fourier", Problem())
+
+
+def test_operator_matches_dense_matrix(small_problem, rng):
+    u = rng.random((2, small_problem.lattice, small_problem.lattice))
+    K = problems.dense_operator(small_problem)
+    L = small_problem.lattice
+    expected = (K @ u.reshape(2, L * L).T).T.reshape(2, L, L)
+    np.testing.assert_allclose(apply_operator(u.copy(), small_problem.D, small_problem.gamma), expected, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", TRANSIENT_BACKENDS)
+@pytest.mark.parametrize("t_max", [0.5, 20.0, 3000.0])
+@pytest.mark.parametrize("mode", [(1, 1), (3, 2), (7, 11)])
+def test_single_sine_mode_in_time(backend, t_max, mode):
+    problem = Problem(lattice=16, radius=2, t_max=t_max, gamma=0.01)
+    source, exact = problems.sine_mode_solution(problem, *mode)
+    u = run(backend, problem, source, **TIGHT[backend])[0]
+    tol = 1e-12 if backend == "spectral" else 5e-7
+    np.testing.assert_allclose(u, exact, atol=tol * np.abs(exact).max())
+
+
+def test_timestep_converges_as_tolerance_tightens():
+    problem = Problem(lattice=16, radius=2, t_max=20.0, gamma=0.01)
+    source, exact = problems.sine_mode_solution(problem, 1, 1)
+    errors = [np.abs(run("timestep", problem, source, rtol=r, atol=r / 100)[0] - exact).max() for r in (1e-6, 1e-8)]
+    assert errors[1] < errors[0] / 5
+
+
+@pytest.mark.parametrize("mode", [(1, 1), (5, 2)])
+def test_direct_single_sine_mode_is_steady_state(mode):
+    problem = Problem(lattice=16, radius=2, gamma=0.01)
+    source = problems.sine_mode(16, *mode)
+    steady = source / -problems.sine_mode_eigenvalue(problem, *mode)
+    np.testing.assert_allclose(run("direct", problem, source)[0], steady, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", TRANSIENT_BACKENDS)
+def test_transient_against_dense_matrix_exponential(backend, rng):
+    problem = Problem(lattice=7, radius=1, t_max=1.5, gamma=0.3, D=0.7)
+    source = rng.random((7, 7))
+    exact = problems.dense_solution(problem, source)
+    tol = 1e-11 if backend == "spectral" else 5e-7
+    np.testing.assert_allclose(run(backend, problem, source, **TIGHT[backend])[0], exact, atol=tol * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("backend", PRODUCTION_BACKENDS)
+def test_point_source_symmetry(backend):
+    L, c = 15, 8  # the centre cell of an odd lattice
+    u = run(backend, Problem(lattice=L, radius=2, t_max=500.0), problems.point_source(L, c, c))[0]
+    assert u.argmax() == np.ravel_multi_index((c - 1, c - 1), (L, L))
+    for image in (u.T, u[::-1, :], u[:, ::-1], np.rot90(u)):
+        np.testing.assert_allclose(image, u, rtol=1e-7, atol=1e-12)
+    # The field decays away from the source along every axis.
+    assert np.all(np.diff(u[c - 1, c - 1 :]) < 0)
+
+
+@pytest.mark.parametrize("backend", PRODUCTION_BACKENDS)
+def test_off_centre_source_keeps_its_orientation(backend):
+    """A source at x = 3, y = 10 peaks at array index [2, 9], not its transpose."""
+    u = run(backend, Problem(lattice=15, radius=2), problems.point_source(15, 3, 10))[0]
+    assert np.unravel_index(u.argmax(), u.shape) == (2, 9)
+
+
+@pytest.mark.parametrize("backend", PRODUCTION_BACKENDS)
+def test_linearity_in_the_source_image(backend, small_problem, rng):
+    L = small_problem.lattice
+    a, b = rng.random((2, L, L))
+    u = run(backend, small_problem, np.stack([a, b, 2.0 * a - 3.0 * b]))
+    np.testing.assert_allclose(u[2], 2.0 * u[0] - 3.0 * u[1], atol=1e-6 * np.abs(u).max())
+
+
+def test_backends_agree_on_random_paper_inputs():
+    """The paper's problem: the three Python backends give the same normalised field to 1e-5."""
+    problem = Problem()
+    images = source_images(problem, sample_sources(problem, 3, seed=7))
+    fields = {name: solve(images, problem, name)[0] for name in PRODUCTION_BACKENDS}
+    for name in ("timestep", "direct"):
+        assert np.abs(fields[name] - fields["spectral"]).max() <= 1e-5, name
+
+
+def test_spectral_is_batch_independent(small_problem):
+    images = source_images(small_problem, sample_sources(small_problem, 6, seed=3))
+    together = run("spectral", small_problem, images)
+    alone = np.concatenate([run("spectral", small_problem, images[k : k + 1]) for k in range(6)])
+    np.testing.assert_allclose(together, alone, rtol=1e-13, atol=1e-13)
+
+
+def test_clamped_steady_state_against_dense_solve():
+    problem = Problem(lattice=12, radius=2, source_model="clamped")
+    images = source_images(problem, sample_sources(problem, 2, seed=5)).astype(np.float64)
+    u = run("direct", problem, images)
+    for k in range(2):
+        np.testing.assert_allclose(u[k], problems.dense_clamped_steady_state(problem, images[k]), atol=1e-12)
+        held = images[k] > 0
+        np.testing.assert_array_equal(u[k][held], images[k][held])
+
+
+@pytest.mark.parametrize("backend", ["spectral", "timestep"])
+def test_clamped_needs_the_direct_backend(backend):
+    with pytest.raises(ConfigError, match="cannot solve source model 'clamped'.*direct"):
+        make_solver(backend, Problem(source_model="clamped"))
+
+
+def test_normalise_gives_unit_maximum(rng):
+    u = rng.random((3, 5, 5)) * np.array([2.0, 5.0, 0.5])[:, None, None]
+    fields, field_max = normalise(u)
+    assert fields.dtype == np.float32 and field_max.dtype == np.float32
+    np.testing.assert_allclose(fields.max(axis=(1, 2)), 1.0)
+    np.testing.assert_allclose(fields * field_max[:, None, None], u, rtol=1e-6)
+
+
+def test_wrong_image_shape_is_a_config_error(small_problem):
+    with pytest.raises(ConfigError, match=r"shape \(batch, 24, 24\)"):
+        run("spectral", small_problem, np.zeros((2, 10, 10)))
