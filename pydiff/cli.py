@@ -139,3 +139,59 @@ def info(file):
     click.echo(pd.Series({k: attrs.get(k) for k in keys}, dtype=object).to_string())
     click.echo()
     click.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--n", "n", type=int, default=16, show_default=True, help="Random inputs to compare on.")
+@click.option("--backends", default="spectral,timestep,direct", show_default=True,
+              help="Comma-separated backends (add julia when Julia is installed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs.")
+@click.option("--tol", type=float, default=1e-4, show_default=True,
+              help="Largest allowed max-abs difference of normalised fields; exit status 1 above it.")
+@problem_options
+@reports_errors()
+def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, D, gamma, t_max, source_model):
+    """Solve the same random inputs with several backends and compare their fields.
+
+    Prints pairwise max-abs and mean-abs differences of the normalised fields and the time per
+    sample of each backend; exits with status 1 when a difference exceeds --tol.
+    """
+    from .errors import ConfigError
+    from .solvers import crosscheck as run
+
+    if n < 1:
+        raise ConfigError(f"--n must be a positive integer, got {n}")
+    problem = make_problem(lattice, radius, n_sources, D, gamma, t_max, source_model)
+    pairs, timings = run([b.strip() for b in backends.split(",") if b.strip()], problem, n=n, seed=seed)
+    pairs["ok"] = pairs["max_abs"] <= tol
+    click.echo(f"crosscheck of {n} random inputs (seed {seed}), tolerance {tol:g} on normalised fields\n")
+    click.echo(pairs.to_string(index=False, float_format=lambda v: f"{v:.3e}"))
+    click.echo()
+    click.echo(timings.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if not pairs["ok"].all():
+        worst = pairs.loc[pairs["max_abs"].idxmax()]
+        _fail(f"{worst.backend_a} and {worst.backend_b} differ by {worst.max_abs:.3e} > --tol {tol:g}", 1)
+
+
+@main.group(context_settings=CONTEXT)
+def bench():
+    """Measure speed: ground-truth generation, and (see subcommands) the paper's Eq. 4."""
+
+
+@bench.command("generate", context_settings=CONTEXT)
+@click.option("--n", "n", type=int, default=20000, show_default=True, help="Samples per backend.")
+@click.option("--backends", default="spectral", show_default=True, help="Comma-separated backends.")
+@click.option("--batch-size", type=int, default=500, show_default=True)
+@reports_errors()
+def bench_generate(n, backends, batch_size):
+    """Samples/s of `pydiff generate` end to end (file written), and its peak memory."""
+    import pandas as pd
+
+    from .bench import bench_generate as run, machine
+    from .errors import ConfigError
+
+    if n < 1 or batch_size < 1:
+        raise ConfigError("--n and --batch-size must be positive")
+    rows = run([b.strip() for b in backends.split(",")], n=n, batch_size=batch_size)
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -68,8 +68,9 @@ def make_solver(name: str, problem: Problem, **options) -> Solver:
 def normalise(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``u / max(u)`` per sample: the target field (float32) and the maxima (float32)."""
     field_max = u.max(axis=(-2, -1))
-    fields = u / field_max[..., None, None]
-    return fields.astype(np.float32), field_max.astype(np.float32)
+    fields = np.empty(u.shape, dtype=np.float32)
+    np.divide(u, field_max[..., None, None], out=fields, casting="same_kind")  # no float64 copy
+    return fields, field_max.astype(np.float32)
 
 
 def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", **options):
@@ -88,4 +89,45 @@ def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", **opt
         return normalise(solver(np.asarray(images)))
 
 
-__all__ = ["BACKENDS", "Solver", "make_solver", "normalise", "solve", "solver_class"]
+
+
+def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
+    """Solve the same ``n`` random inputs with each backend and compare the normalised fields.
+
+    Each backend is started, warmed up on one image (Julia compiles on its first call), then
+    timed on all ``n``.
+
+    Returns:
+        ``(pairs, timings)``: a DataFrame of pairwise ``max_abs`` and ``mean_abs`` differences,
+        and one of seconds per sample for each backend.
+    """
+    import itertools
+    import time
+
+    import pandas as pd
+
+    from ..problem import sample_sources, source_images
+
+    backends = list(dict.fromkeys(backends))
+    if len(backends) < 2:
+        raise ConfigError("crosscheck needs at least two backends, e.g. --backends spectral,direct")
+    for name in backends:
+        solver_class(name)  # unknown names fail before any work
+    images = source_images(problem, sample_sources(problem, n, seed))
+    fields, timings = {}, []
+    for name in backends:
+        with make_solver(name, problem) as solver:
+            solver(images[:1])
+            start = time.perf_counter()
+            u = solver(images)
+            seconds = (time.perf_counter() - start) / n
+        fields[name] = normalise(u)[0].astype(np.float64)
+        timings.append({"backend": name, "seconds_per_sample": seconds, "samples_per_second": 1.0 / seconds})
+    pairs = []
+    for a, b in itertools.combinations(backends, 2):
+        diff = np.abs(fields[a] - fields[b])
+        pairs.append({"backend_a": a, "backend_b": b, "max_abs": diff.max(), "mean_abs": diff.mean()})
+    return pd.DataFrame(pairs), pd.DataFrame(timings)
+
+
+__all__ = ["BACKENDS", "Solver", "crosscheck", "make_solver", "normalise", "solve", "solver_class"]

@@ -9,8 +9,8 @@ maps to and from.  Each mode of ``du/dt = K u + s, u(0) = s`` evolves alone:
 so one forward and one inverse transform give u(t_max) to float64 rounding.
 
 For L = 100 the transform is done as products with the (L, L) orthonormal sine matrix: four
-BLAS matrix products over the whole batch run about three times faster on two cores than
-pocketfft's DST-I (which pads to a length-2(L+1) FFT), at the same float64 accuracy.
+batched BLAS matrix products run about four times faster on two cores than pocketfft's DST-I
+(which pads to a length-2(L+1) FFT), at the same float64 accuracy.
 """
 
 from __future__ import annotations
@@ -35,15 +35,6 @@ def sine_matrix(L: int) -> np.ndarray:
     return np.sqrt(2.0 / (L + 1)) * np.sin(np.pi * np.outer(k, k) / (L + 1))
 
 
-def _transform_last(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply the symmetric ``matrix`` along the last axis of (b, L, L), then swap the two axes.
-
-    Swapping lets two calls transform both axes with one large matrix product each.
-    """
-    b, L, _ = a.shape
-    return np.ascontiguousarray((a.reshape(b * L, L) @ matrix).reshape(b, L, L).swapaxes(1, 2))
-
-
 class SpectralSolver(Solver):
     """The reference backend: exact, batched, float64 (BLAS threads use every core)."""
 
@@ -55,6 +46,12 @@ class SpectralSolver(Solver):
         self.transfer = transfer_function(problem)
 
     def _solve(self, images: np.ndarray) -> np.ndarray:
-        s_hat = _transform_last(_transform_last(images.astype(np.float64), self.sine), self.sine)
-        s_hat *= self.transfer  # symmetric in (p, q): the two swaps cancel
-        return _transform_last(_transform_last(s_hat, self.sine), self.sine)
+        S = self.sine
+        u = images.astype(np.float64)
+        work = np.empty_like(u)
+        np.matmul(u, S, out=work)  # along y ...
+        np.matmul(S, work, out=u)  # ... and along x: u is now the 2-D DST-I of the image
+        u *= self.transfer
+        np.matmul(u, S, out=work)
+        np.matmul(S, work, out=u)  # the DST-I is its own inverse
+        return u
