@@ -195,3 +195,90 @@ def bench_generate(n, backends, batch_size):
     rows = run([b.strip() for b in backends.split(",")], n=n, batch_size=batch_size)
     click.echo(f"# {machine()}")
     click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def training_options(command):
+    """Options shared by `train` and `reproduce`: each overrides the preset's value."""
+    options = [
+        click.option("--preset", type=click.Choice(["quick", "paper", "smoke"]), default="quick", show_default=True,
+                     help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke (seconds)."),
+        click.option("--width", type=float, help="Channel multiplier of both networks (1 = Table 1)."),
+        click.option("--epochs", type=int, help="Epochs (paper: 800)."),
+        click.option("--batch-size", type=int, help="Training batch size (paper: 25)."),
+        click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
+        click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule."),
+        click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
+        click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0)."),
+        click.option("--rollback", type=click.Choice(["paper", "code", "off"]), help="Roll-back rule: Eq. 3, the original code's, or none."),
+        click.option("--rollback-C", "rollback_C", type=float, help="Roll-back threshold factor C (paper 5, code 10)."),
+        click.option("--rollback-m", type=int, help="Epochs averaged in the threshold (m = 20)."),
+        click.option("--rollback-s", type=int, help="Epochs rolled back (s = 5; code rule: backup period)."),
+        click.option("--early-stop", type=int, help="Stop after N epochs without a better held-out loss (0: never)."),
+        click.option("--init", type=click.Choice(["default", "kaiming"]), help="Weight initialisation (paper: default; quick: kaiming)."),
+        click.option("--output-scale", type=float, help="Initial scale of the final BatchNorms (default 1; quick: 0.14)."),
+        click.option("--output-shift", type=float, help="Initial bias of the final BatchNorms, split between the networks (quick: 0.095)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialisation and batches."),
+        click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ..."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def parse_split(text):
+    from .errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split must be three comma-separated fractions, got {text!r}") from None
+    return parts
+
+
+def make_config(model, data, preset, **options):
+    from .train import config_for
+
+    options["split"] = parse_split(options.get("split"))
+    return config_for(model, preset, data=str(data) if data else "", **options)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "model_id", type=int, required=True, help="Table 2 model id (1-14).")
+@click.option("--data", type=click.Path(dir_okay=False), required=True, help="HDF5 data set from `pydiff generate` (100x100).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to create.")
+@training_options
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@reports_errors(data_error_code=2)
+def train(model_id, data, out, resume, **options):
+    """Train a Table 2 model on a data set; checkpoints and a per-epoch log go to --out.
+
+    Every epoch writes last.pt (for --resume), best.pt (lowest held-out loss) and log.csv.
+    """
+    from .train import train as run
+
+    config = make_config(model_id, data, **options)
+    result = run(config, out, resume=resume)
+    click.echo(f"trained model {model_id} into {result.run_dir}: best epoch {result.best_epoch} "
+               f"(held-out loss {result.best_val_loss:.4g}), {result.rollbacks} roll-backs, {result.seconds:.0f} s")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--id", "--model", "model_id", type=int, default=9, show_default=True, help="Table 2 model id (1-14).")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier.")
+@reports_errors()
+def model(model_id, width):
+    """Print Table 1 from the live network of a Table 2 model: layers, activations, shapes, parameters."""
+    import pandas as pd
+
+    from .experiments import paper_model
+    from .models import Surrogate, describe
+
+    row = paper_model(model_id)
+    net = Surrogate(row.p1, row.p2, row.dropout, width)
+    table = pd.DataFrame(describe(net))
+    click.echo(f"model {model_id}: p1={row.p1:g} p2={row.p2:g} dropout={row.dropout} w={row.w:g} loss={row.loss} width={width:g}")
+    with pd.option_context("display.max_rows", None, "display.width", 120):
+        click.echo(table.to_string(index=False))
+    click.echo(f"total parameters: {sum(p.numel() for p in net.parameters()):,}")

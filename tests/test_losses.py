@@ -1,0 +1,32 @@
+"""Eq. 1-2 against a hand computation."""
+
+import math
+
+import pytest
+import torch
+
+from pydiff.losses import alpha_of, weighted_loss
+
+Y = [0.0, 0.5, 1.0, 0.25]
+Y_HAT = [0.1, 0.3, 1.0, 0.75]
+
+
+@pytest.mark.parametrize("alpha", [1, 2, 4])
+@pytest.mark.parametrize("w", [1.0, 100.0])
+def test_against_hand_computation(alpha, w):
+    expected = sum(math.exp(-(1 - y) / w) * abs(p - y) ** alpha for y, p in zip(Y, Y_HAT)) / 4
+    y = torch.tensor(Y).reshape(2, 1, 1, 2)
+    y_hat = torch.tensor(Y_HAT).reshape(2, 1, 1, 2)
+    assert float(weighted_loss(y_hat, y, alpha, w)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_one_value_by_hand():
+    # w = 1, alpha = 2: pixel (y=0, y_hat=0.1) weighs e^-1 * 0.01; pixel (y=1, y_hat=0.5) weighs 1 * 0.25.
+    loss = weighted_loss(torch.tensor([0.1, 0.5]), torch.tensor([0.0, 1.0]), 2, 1.0)
+    assert float(loss) == pytest.approx((math.exp(-1) * 0.01 + 0.25) / 2, rel=1e-6)
+
+
+def test_names():
+    assert (alpha_of("MAE"), alpha_of("MSE"), alpha_of("fourth-power")) == (1, 2, 4)
+    with pytest.raises(ValueError, match="unknown loss"):
+        alpha_of("huber")
