@@ -282,3 +282,95 @@ def model(model_id, width):
     with pd.option_context("display.max_rows", None, "display.width", 120):
         click.echo(table.to_string(index=False))
     click.echo(f"total parameters: {sum(p.numel() for p in net.parameters()):,}")
+
+
+def print_comparison(results: dict, fmt: str = "text", models=None) -> None:
+    from .report import comparison_table, format_table
+
+    click.echo(format_table(comparison_table(results, models=models or range(1, 15)), fmt))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "model_id", type=int, help="Table 2 model id (1-14).")
+@click.option("--all", "all_models", is_flag=True, help="All 14 models, one after the other (resumable).")
+@training_options
+@click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True, help="Where runs go.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Where the generated data sets are cached.")
+@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@reports_errors(data_error_code=2)
+def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **options):
+    """Reproduce Table 2 rows end to end: data, training, test metrics, figures, table.
+
+    Generates the data set when missing (cached in --data-dir by size and seed), trains the
+    model (quick preset: minutes on a CPU; paper: the published set-up, for a GPU), evaluates it
+    on the test split, and prints our residuals beside the published ones.  Run it again with the
+    same arguments and it continues where it stopped; finished steps are reused.
+    """
+    from .errors import ConfigError
+    from .experiments import paper_model
+    from .experiments import reproduce as run
+
+    if all_models == (model_id is not None):
+        raise ConfigError("give either --model N or --all")
+    models = list(range(1, 15)) if all_models else [model_id]
+    for m in models:
+        paper_model(m)  # an unknown id fails before any work
+    results = {}
+    for m in models:
+        click.echo(f"== model {m} (preset {preset}) ==")
+        options["split"] = parse_split(options.get("split"))
+        metrics = run(m, preset, runs, data_dir, seed, backend, **options)
+        results[m] = metrics["test"]
+        click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")
+    click.echo(f"\nTable 2, preset {preset}: test-set residuals, ours beside the paper's")
+    print_comparison(results, models=models)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--splits", default="test", show_default=True, help="Comma-separated: test, train, val.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def evaluate(run_dir, splits, device):
+    """Metrics of a trained run on its own test split, written to metrics.json with figures."""
+    from .errors import ConfigError
+    from .experiments import evaluate_run
+
+    chosen = tuple(s.strip() for s in splits.split(","))
+    if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:
+        raise ConfigError("--splits takes test, train and val, and must include test")
+    metrics = evaluate_run(run_dir, chosen, device)
+    test = metrics["test"]
+    click.echo(f"{run_dir}: {test['n_samples']} test samples")
+    click.echo(f"  mean residual {test['mean_res']:.4g}, 99th percentile {test['p99_res']:.4g}, "
+               f"max {test['max_res']:.4g}, mean relative residual {test['mean_rel_res']:.4g}, "
+               f"gradient residual {test['grad_res']:.4g}")
+    if metrics["model"]:
+        print_comparison({metrics["model"]: test}, models=[metrics["model"]])
+    click.echo(f"wrote {run_dir}/metrics.json and figures")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("runs", type=click.Path(file_okay=False), default="runs")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "markdown", "latex"]), default="text", show_default=True)
+@click.option("--preset", help="Only runs of this preset.")
+@reports_errors()
+def table(runs, fmt, preset):
+    """Table 2 from every evaluated run under RUNS, ours beside the published values."""
+    from pathlib import Path
+
+    from .errors import DataFileError
+    from .report import collect_runs
+
+    if not Path(runs).is_dir():
+        raise DataFileError(f"{runs}: no such directory")
+    found = collect_runs(runs)
+    if preset:
+        found = {preset: found.get(preset, {})}
+    if not found:
+        found = {"(none)": {}}
+    for name, by_model in found.items():
+        if fmt == "text":
+            click.echo(f"Table 2, preset {name}: {len(by_model)} of 14 models evaluated")
+        print_comparison({m: r["test"] for m, r in by_model.items()}, fmt)

@@ -83,3 +83,62 @@ def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dict(PRESETS[name])
+
+
+def data_path(data_dir, n: int, seed: int, backend: str = "spectral") -> Path:
+    """Where the cached ground truth of ``n`` samples and ``seed`` lives (paper's problem)."""
+    return Path(data_dir) / f"two_sources-L100-n{n}-seed{seed}-{backend}.h5"
+
+
+def ensure_data(data_dir, n: int, seed: int, backend: str = "spectral", progress=True) -> Path:
+    """The cached data set, generated (or an interrupted generation finished) when needed."""
+    from .dataset import generate, inspect, partial_path
+
+    path = data_path(data_dir, n, seed, backend)
+    if path.exists():
+        f, attrs, _ = inspect(path)  # refuse a damaged cache loudly rather than train on it
+        f.close()
+        if attrs["n_complete"] == attrs["n"] == n and attrs["seed"] == seed:
+            return path
+        raise ConfigError(f"{path} does not hold {n} complete samples of seed {seed}; move it away")
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return generate(path, n, seed=seed, backend=backend, resume=partial_path(path).exists(), progress=progress)
+
+
+def evaluate_run(run_dir, splits=("test", "train"), device: str = "auto") -> dict:
+    """Metrics of a trained run on its splits, written with its figures; returns metrics.json."""
+    from .metrics import evaluate
+    from .report import write_run_report
+    from .train import read_config, read_result
+
+    by_split = evaluate(run_dir, splits=splits, device=device)
+    if "test" not in by_split:
+        raise ConfigError(f"{run_dir}: its split has no test samples")
+    return write_run_report(run_dir, by_split, read_config(run_dir), read_result(run_dir))
+
+
+def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_dir="data", seed: int = 0,
+              backend: str = "spectral", progress=True, **overrides) -> dict:
+    """One row of Table 2 end to end: data (cached), training (resumable), metrics, figures.
+
+    Returns metrics.json's contents plus ``run_dir``.  A second call with the same arguments
+    reuses the data, the trained run and its metrics; an interrupted one continues.
+    """
+    from .train import config_for, read_result, train
+
+    config = config_for(model_id, preset_name, seed=seed, **overrides)
+    data = ensure_data(data_dir, config.n_samples, seed, backend, progress=progress)
+    config = config_for(model_id, preset_name, seed=seed, data=str(data), **overrides)
+    run_dir = Path(runs_dir) / preset_name / f"model{model_id:02d}-seed{seed}"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    if read_result(run_dir) is None:
+        train(config, run_dir, resume=(run_dir / "last.pt").is_file(), progress=progress)
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file() and metrics_file.stat().st_mtime >= (run_dir / "result.json").stat().st_mtime:
+        import json
+
+        metrics = json.loads(metrics_file.read_text())
+    else:
+        metrics = evaluate_run(run_dir, device=config.device)
+    metrics["run_dir"] = str(run_dir)
+    return metrics

@@ -7,8 +7,9 @@ is Eq. 3 (and the original code's variant); :func:`train` is the loop.  A run di
     last.pt       model, optimiser, scheduler, RNG states, history, roll-back state (resume)
     best.pt       the model of the epoch with the lowest held-out loss
     log.csv       one row per epoch: losses, learning rate, time, roll-back events
+    result.json   written when the run ends: best epoch, roll-backs, training seconds
 
-All three files are written atomically (temporary name, then rename).
+All files are written atomically (temporary name, then rename).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class TrainConfig:
 
     data: str = ""
     model: int | None = None  # Table 2 id, for the record
+    preset: str = ""  # the preset the defaults came from, for the record
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)
@@ -112,6 +114,7 @@ def config_for(model_id: int | None = None, preset: str = "quick", **overrides) 
     from .experiments import preset as preset_values
 
     values = preset_values(preset)
+    values["preset"] = preset
     if model_id is not None:
         row = paper_model(model_id)
         values.update(model=row.model, p1=row.p1, p2=row.p2, dropout=row.dropout, w=row.w, loss=row.loss)
@@ -437,5 +440,16 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
             break
     if bar is not None:
         bar.close()
-    return TrainResult(run_dir, best_epoch, best_val, epoch + 1, rollback.count,
-                       seconds_before + time.perf_counter() - clock, log)
+    result = TrainResult(run_dir, best_epoch, best_val, epoch + 1, rollback.count,
+                         seconds_before + time.perf_counter() - clock, log)
+    summary = {"best_epoch": best_epoch, "best_val_loss": best_val, "epochs_run": epoch + 1,
+               "rollbacks": rollback.count, "seconds": result.seconds, "n_train": len(x_train),
+               "device": str(device)}
+    atomic_write_text(json.dumps(summary, indent=2), run_dir / "result.json")  # marks the run finished
+    return result
+
+
+def read_result(run_dir) -> dict | None:
+    """The summary a finished run wrote (None while it is unfinished)."""
+    path = Path(run_dir) / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,94 @@
+"""`pydiff reproduce`, `evaluate` and `table` end to end on the smoke preset."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from pydiff.report import FIGURES, comparison_table, format_table
+
+from .cli import assert_clean_failure, pydiff
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repro")
+    first = pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=root)
+    return root, first
+
+
+def test_reproduce_writes_table_json_and_every_figure(reproduced):
+    root, result = reproduced
+    assert result.returncode == 0, result.stderr
+    run = root / "runs" / "smoke" / "model09-seed0"
+    for name in ("metrics.json", "table.csv", "best.pt", "last.pt", "log.csv", "result.json", *FIGURES):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == 9 and metrics["preset"] == "smoke"
+    assert 0 < metrics["test"]["mean_res"] <= metrics["test"]["p99_res"] <= metrics["test"]["max_res"]
+    assert len(metrics["test"]["slices"]["10"]) == 10 and len(metrics["test"]["slices"]["20"]) == 20
+    assert "train" in metrics
+    row = pd.read_csv(run / "table.csv")
+    assert row["model"].tolist() == [9] and row["mean res (paper)"].iloc[0] == pytest.approx(2.08e-3)
+    assert "mean res (ours)" in result.stdout and "2.08e-03" in result.stdout
+    assert list((root / "data").glob("*.h5"))
+
+
+def test_second_call_reuses_data_and_run(reproduced):
+    root, _ = reproduced
+    run = root / "runs" / "smoke" / "model09-seed0"
+    data = next((root / "data").glob("*.h5"))
+    stamps = {p: p.stat().st_mtime_ns for p in (data, run / "best.pt", run / "metrics.json")}
+    again = pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert "mean res (ours)" in again.stdout
+
+
+def test_evaluate_and_table(reproduced):
+    root, _ = reproduced
+    run = root / "runs" / "smoke" / "model09-seed0"
+    result = pydiff("evaluate", run, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "mean residual" in result.stdout
+    table = pydiff("table", root / "runs", "--format", "csv")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert len(lines) == 15  # header + models 1-14, missing ones empty
+    markdown = pydiff("table", root / "runs", "--format", "markdown")
+    assert markdown.stdout.count("missing") >= 13 * 3 and markdown.stdout.startswith("| model")
+
+
+def test_comparison_table_ratios():
+    table = comparison_table({9: {"mean_res": 4.16e-3, "p99_res": 2.02e-2, "max_res": 0.6}}, models=[9, 6])
+    assert table.loc[0, "mean res ratio"] == pytest.approx(2.0)
+    assert table.loc[0, "max res ratio"] == pytest.approx(2.0)
+    assert table.loc[1, "D3"] == "-" and pd.isna(table.loc[1, "mean res (ours)"])
+    assert "missing" in format_table(table, "text")
+    assert "\\begin{tabular}" in format_table(table, "latex")
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["reproduce", "--model", "0", "--preset", "smoke"], "unknown model id 0"),
+        (["reproduce", "--preset", "smoke"], "either --model N or --all"),
+        (["evaluate", "nowhere"], "no config.json"),
+    ],
+)
+def test_bad_input(tmp_path, args, match):
+    assert_clean_failure(pydiff(*args, cwd=tmp_path), 2, match)
+
+
+def test_evaluate_without_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": "x.h5", "model": 9}))
+    assert_clean_failure(pydiff("evaluate", run), 2, "no checkpoint best.pt")
+
+
+def test_reproduce_refuses_a_foreign_cached_data_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "two_sources-L100-n40-seed0-spectral.h5").write_bytes(b"not hdf5")
+    assert_clean_failure(pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=tmp_path), 2, "not an HDF5 file")
