@@ -59,3 +59,90 @@ def bench_generate(backends=("spectral",), n: int = 20000, batch_size: int = 500
             rows.append({"backend": backend, "samples": n, "batch_size": batch_size, "seconds": seconds,
                          "samples_per_second": n / seconds, "peak_traced_MB": peak, "file_MB": size})
     return rows
+
+
+def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int = 0) -> float:
+    """δ: seconds per sample of ``backend`` on ``n`` random inputs (start-up and warm-up excluded)."""
+    from .problem import sample_sources, source_images
+    from .solvers import make_solver
+
+    problem = problem or Problem()
+    images = source_images(problem, sample_sources(problem, n, seed))
+    with make_solver(backend, problem) as solver:
+        solver(images[:1])
+        start = time.perf_counter()
+        solver(images)
+        return (time.perf_counter() - start) / n
+
+
+def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu", repeats: int = 5,
+                   model_id: int = 9) -> float:
+    """ε: seconds per sample of a Table 2 model's forward pass (eval mode, best of ``repeats``)."""
+    import torch
+
+    from .experiments import paper_model
+    from .models import Surrogate
+
+    row = paper_model(model_id)
+    model = Surrogate(row.p1, row.p2, row.dropout, width).to(device).eval()
+    x = torch.rand(batch_size, 1, 100, 100, device=device)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first call warms up
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return best / batch_size
+
+
+PAPER = {"delta": 1.16, "speedup": 1000.0, "E": 12 * 3600.0, "M": 20000, "N_min": 57300.0}
+
+
+def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"), n_delta: int = 200,
+              batch_sizes=(1, 256)) -> "list[dict]":
+    """δ, ε, M, E and N_min (Eq. 4) measured here, beside the paper's values.
+
+    M and E come from a finished run (its data size and training seconds) when ``run_dir`` is
+    given, else the paper's (20,000 samples, 12 h) are used and marked as such.
+    """
+    import torch
+
+    from .metrics import n_min
+    from .train import read_config, read_result
+
+    rows = []
+    deltas = {}
+    for backend in backends:
+        deltas[backend] = time_solver(backend, n_delta if backend != "timestep" else 4)
+        rows.append({"quantity": f"delta: {backend} solver, s/sample", "measured": deltas[backend], "paper": PAPER["delta"]})
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    epsilons = {}
+    for device in devices:
+        for b in batch_sizes:
+            epsilons[(device, b)] = time_surrogate(width, b, device)
+            rows.append({"quantity": f"epsilon: model 9 width {width:g}, {device}, batch {b}, s/sample",
+                         "measured": epsilons[(device, b)], "paper": PAPER["delta"] / PAPER["speedup"]})
+    if run_dir is not None:
+        config, result = read_config(run_dir), read_result(run_dir)
+        if result is None:
+            from .errors import DataFileError
+
+            raise DataFileError(f"{run_dir}: the run is not finished (no result.json)")
+        M, E, source = config.n_samples, result["seconds"], f"run {run_dir}"
+    else:
+        M, E, source = PAPER["M"], PAPER["E"], "paper's M and E"
+    rows.append({"quantity": f"M: samples generated ({source})", "measured": M, "paper": PAPER["M"]})
+    rows.append({"quantity": f"E: training seconds ({source})", "measured": E, "paper": PAPER["E"]})
+    best_eps = min(epsilons.values())
+    for backend, delta in deltas.items():
+        rows.append({"quantity": f"delta/epsilon ({backend}, best epsilon)", "measured": delta / best_eps,
+                     "paper": PAPER["speedup"]})
+        rows.append({"quantity": f"N_min ({backend}, best epsilon)", "measured": n_min(M, E, delta, best_eps),
+                     "paper": PAPER["N_min"]})
+    rows.append({"quantity": "N_min (paper's delta = 1.16 s, best epsilon here)",
+                 "measured": n_min(M, E, PAPER["delta"], best_eps), "paper": PAPER["N_min"]})
+    return rows

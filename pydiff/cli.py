@@ -173,9 +173,29 @@ def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, D, gamma, t_m
         _fail(f"{worst.backend_a} and {worst.backend_b} differ by {worst.max_abs:.3e} > --tol {tol:g}", 1)
 
 
-@main.group(context_settings=CONTEXT)
-def bench():
-    """Measure speed: ground-truth generation, and (see subcommands) the paper's Eq. 4."""
+@main.group(context_settings=CONTEXT, invoke_without_command=True)
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A finished run: its data size and training time give M and E.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Width of the surrogate timed for epsilon.")
+@click.option("--backends", default="spectral,direct", show_default=True, help="Solvers timed for delta.")
+@click.pass_context
+@reports_errors()
+def bench(ctx, run_dir, width, backends):
+    """Speed of the paper's Eq. 4: delta, epsilon, M, E and N_min, beside the published values.
+
+    delta is the ground-truth solver's seconds per sample, epsilon the surrogate's (batch 1 and
+    256, CPU and GPU where present), M the samples generated and E the training seconds of a
+    run; N_min = (M + E/delta) / (1 - epsilon/delta) is the number of uses after which the
+    surrogate pays for itself.  `pydiff bench generate` measures data-set generation.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import pandas as pd
+
+    from .bench import bench_eq4, machine
+
+    rows = bench_eq4(run_dir, width, tuple(b.strip() for b in backends.split(",")))
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 @bench.command("generate", context_settings=CONTEXT)

@@ -1,0 +1,31 @@
+"""The timing harness runs and its Eq. 4 arithmetic is right (no speed is asserted)."""
+
+import math
+
+from pydiff.bench import PAPER, bench_eq4, bench_generate
+from pydiff.metrics import n_min
+from pydiff.problem import Problem
+
+from .cli import pydiff
+
+
+def test_eq4_rows_are_consistent():
+    rows = {r["quantity"]: r for r in bench_eq4(width=0.0625, backends=("spectral",), n_delta=8, batch_sizes=(1, 4))}
+    delta = rows["delta: spectral solver, s/sample"]["measured"]
+    eps = min(v["measured"] for k, v in rows.items() if k.startswith("epsilon"))
+    assert delta > 0 and eps > 0
+    expected = n_min(PAPER["M"], PAPER["E"], delta, eps)
+    got = rows["N_min (spectral, best epsilon)"]["measured"]
+    assert (math.isinf(expected) and math.isinf(got)) or got == expected
+    assert rows["N_min (spectral, best epsilon)"]["paper"] == 57300
+
+
+def test_generate_benchmark_reports_throughput():
+    (row,) = bench_generate(("spectral",), n=40, batch_size=20, problem=Problem(lattice=20, radius=3))
+    assert row["samples"] == 40 and row["samples_per_second"] > 0 and row["peak_traced_MB"] > 0
+
+
+def test_cli_bench_generate():
+    result = pydiff("bench", "generate", "--n", 30, "--batch-size", 10)
+    assert result.returncode == 0, result.stderr
+    assert "samples_per_second" in result.stdout
