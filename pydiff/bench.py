@@ -146,3 +146,47 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
     rows.append({"quantity": "N_min (paper's delta = 1.16 s, best epsilon here)",
                  "measured": n_min(M, E, PAPER["delta"], best_eps), "paper": PAPER["N_min"]})
     return rows
+
+
+def bench_train(width: float = 1.0, batch_size: int = 25, steps: int = 5, device: str = "cpu",
+                model_id: int = 9, amp: bool = True) -> dict:
+    """Training throughput (forward, backward, Adam step) of a Table 2 model, samples/s.
+
+    The data are random tensors already on ``device``, as :func:`pydiff.train.train` keeps the
+    whole training set there; on CUDA the step runs in bf16 autocast with channels-last layout.
+    """
+    import torch
+
+    from .experiments import paper_model
+    from .losses import alpha_of, weighted_loss
+    from .models import Surrogate
+    from .train import autocast
+
+    row = paper_model(model_id)
+    dev = torch.device(device)
+    model = Surrogate(row.p1, row.p2, row.dropout, width).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+    x = torch.rand(batch_size, 1, 100, 100, device=dev)
+    y = torch.rand(batch_size, 1, 100, 100, device=dev)
+
+    def step():
+        with autocast(dev, amp):
+            loss = weighted_loss(model(x).float(), y, alpha_of(row.loss), row.w)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"model": model_id, "width": width, "device": device, "batch_size": batch_size,
+            "samples_per_second": steps * batch_size / seconds,
+            "paper_preset_hours": 800 * 14000 / (steps * batch_size / seconds) / 3600}

@@ -298,7 +298,8 @@ def model(model_id, width):
     row = paper_model(model_id)
     net = Surrogate(row.p1, row.p2, row.dropout, width)
     table = pd.DataFrame(describe(net))
-    click.echo(f"model {model_id}: p1={row.p1:g} p2={row.p2:g} dropout={row.dropout} w={row.w:g} loss={row.loss} width={width:g}")
+    drops = " ".join(f"D{i + 1}={'-' if d != d else f'{d:g}'}" for i, d in enumerate(row.dropout))
+    click.echo(f"model {model_id}: p1={row.p1:g} p2={row.p2:g} {drops} w={row.w:g} loss={row.loss} width={width:g}")
     with pd.option_context("display.max_rows", None, "display.width", 120):
         click.echo(table.to_string(index=False))
     click.echo(f"total parameters: {sum(p.numel() for p in net.parameters()):,}")
@@ -394,3 +395,21 @@ def table(runs, fmt, preset):
         if fmt == "text":
             click.echo(f"Table 2, preset {name}: {len(by_model)} of 14 models evaluated")
         print_comparison({m: r["test"] for m, r in by_model.items()}, fmt)
+
+
+@bench.command("train", context_settings=CONTEXT)
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = Table 1).")
+@click.option("--batch-size", type=int, default=25, show_default=True)
+@click.option("--steps", type=int, default=5, show_default=True, help="Timed optimiser steps.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors()
+def bench_train(width, batch_size, steps, device):
+    """Training samples/s of model 9 (forward, backward, Adam), and the paper preset's hours."""
+    import pandas as pd
+
+    from .bench import bench_train as run, machine
+    from .train import pick_device
+
+    row = run(width, batch_size, steps, str(pick_device(device)))
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))

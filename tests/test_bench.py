@@ -29,3 +29,10 @@ def test_cli_bench_generate():
     result = pydiff("bench", "generate", "--n", 30, "--batch-size", 10)
     assert result.returncode == 0, result.stderr
     assert "samples_per_second" in result.stdout
+
+
+def test_train_benchmark_runs():
+    from pydiff.bench import bench_train
+
+    row = bench_train(width=0.0625, batch_size=2, steps=1)
+    assert row["samples_per_second"] > 0 and row["paper_preset_hours"] > 0
