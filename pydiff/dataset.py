@@ -61,16 +61,21 @@ def _create(path: Path, attrs: dict, problem: Problem, n: int, chunk: int) -> h5
     return f
 
 
+def _plain(value):
+    """An HDF5 attribute as a plain Python value (str, int, float)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _check_resumable(f: h5py.File, attrs: dict, path: Path) -> None:
     """The partial file must have been started with exactly the requested parameters."""
     for key, want in attrs.items():
         if key == "pydiff_version":
             continue
-        have = f.attrs.get(key)
-        if isinstance(have, bytes):
-            have = have.decode()
-        if isinstance(have, np.generic):
-            have = have.item()
+        have = _plain(f.attrs.get(key))
         if have != want:
             raise ConfigError(
                 f"cannot resume {path}: it was started with {key}={have!r}, not {want!r}; "
@@ -130,7 +135,8 @@ def generate(
     if out.exists() and not overwrite:
         if not resume:
             raise ConfigError(f"{out} exists; pass --overwrite to replace it or --resume to finish it")
-        with h5py.File(out, "r") as f:
+        f, _, _ = inspect(out)
+        with f:
             _check_resumable(f, attrs, out)
         return out  # already complete with these parameters
     if tmp.exists() and not (resume or overwrite):
@@ -244,14 +250,7 @@ class GroundTruth:
 
 
 def _attrs(f: h5py.File) -> dict:
-    out = {}
-    for key, value in f.attrs.items():
-        if isinstance(value, bytes):
-            value = value.decode()
-        if isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    return out
+    return {key: _plain(value) for key, value in f.attrs.items()}
 
 
 def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
