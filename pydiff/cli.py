@@ -337,10 +337,10 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
     models = list(range(1, 15)) if all_models else [model_id]
     for m in models:
         paper_model(m)  # an unknown id fails before any work
+    options["split"] = parse_split(options.get("split"))
     results = {}
     for m in models:
         click.echo(f"== model {m} (preset {preset}) ==")
-        options["split"] = parse_split(options.get("split"))
         metrics = run(m, preset, runs, data_dir, seed, backend, **options)
         results[m] = metrics["test"]
         click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")

@@ -92,3 +92,13 @@ def test_reproduce_refuses_a_foreign_cached_data_file(tmp_path):
     data.mkdir()
     (data / "two_sources-L100-n40-seed0-spectral.h5").write_bytes(b"not hdf5")
     assert_clean_failure(pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=tmp_path), 2, "not an HDF5 file")
+
+
+def test_reproduce_all_with_a_custom_split(tmp_path):
+    result = pydiff("reproduce", "--all", "--preset", "smoke", "--split", "0.6,0.3,0.1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pydiff("table", tmp_path / "runs", "--format", "csv")
+    rows = pd.read_csv(__import__("io").StringIO(table.stdout))
+    assert rows["model"].tolist() == list(range(1, 15)) and rows["mean res (ours)"].notna().all()
+    config = json.loads((tmp_path / "runs" / "smoke" / "model14-seed0" / "config.json").read_text())
+    assert config["split"] == [0.6, 0.3, 0.1]
