@@ -42,14 +42,29 @@ def reports_errors(data_error_code: int | None = None):
                     code = data_error_code
                 _fail(str(exc), code)
             except KeyboardInterrupt:
-                _fail("interrupted; run the same command with --resume to continue", 130)
+                _fail("interrupted; run the same command again to continue (generate and train: add --resume)", 130)
 
         return run
 
     return wrap
 
 
-@click.group(context_settings=CONTEXT)
+class OneLineErrors(click.Group):
+    """Click's own usage errors (a malformed number, a missing option) as one line, status 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        no_args_help = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except no_args_help as exc:
+            click.echo(exc.ctx.get_help())
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+
+
+@click.group(cls=OneLineErrors, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="pydiff")
 def main() -> None:
     """Deep learning surrogate of the stationary diffusion equation (Toledo-Marin et al., 2021).

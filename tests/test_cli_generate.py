@@ -108,3 +108,10 @@ def test_help_and_generate_do_not_import_torch_or_juliacall(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_click_usage_errors_are_one_line_too(tmp_path):
+    assert_clean_failure(pydiff("generate", "--n", "abc", "--out", tmp_path / "d.h5"), 2, "'abc' is not a valid integer")
+    assert_clean_failure(pydiff("generate", "--n", "3"), 2, "Missing option '--out'")
+    assert_clean_failure(pydiff("frobnicate"), 2, "No such command")
+    assert list(tmp_path.iterdir()) == []
