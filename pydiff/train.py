@@ -288,7 +288,10 @@ def read_config(run_dir: Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise DataFileError(f"{run_dir}: no config.json; not a pydiff run directory")
-    return TrainConfig.from_json(json.loads(path.read_text()))
+    try:
+        return TrainConfig.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise DataFileError(f"{path}: unreadable run configuration ({exc})") from None
 
 
 def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu") -> tuple[Surrogate, TrainConfig]:
@@ -298,9 +301,13 @@ def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu")
     path = run_dir / f"{which}.pt"
     if not path.is_file():
         raise DataFileError(f"{run_dir}: no checkpoint {path.name}; train it first (pydiff train --out {run_dir})")
-    state = torch.load(path, map_location=device, weights_only=False)
     model = build_model(config)
-    model.load_state_dict(state["model"])
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+    except Exception as exc:  # truncated file, foreign pickle, or weights of another architecture
+        raise DataFileError(f"{path}: cannot be loaded as this run's model ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return model.to(device), config
 
 

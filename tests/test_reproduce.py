@@ -102,3 +102,15 @@ def test_reproduce_all_with_a_custom_split(tmp_path):
     assert rows["model"].tolist() == list(range(1, 15)) and rows["mean res (ours)"].notna().all()
     config = json.loads((tmp_path / "runs" / "smoke" / "model14-seed0" / "config.json").read_text())
     assert config["split"] == [0.6, 0.3, 0.1]
+
+
+def test_evaluate_with_a_damaged_checkpoint(reproduced, tmp_path):
+    import shutil
+
+    root, _ = reproduced
+    run = tmp_path / "copy"
+    shutil.copytree(root / "runs" / "smoke" / "model09-seed0", run)
+    (run / "best.pt").write_bytes(b"garbage")
+    assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "cannot be loaded")
+    (run / "config.json").write_text("{not json")
+    assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "unreadable run configuration")
