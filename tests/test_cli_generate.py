@@ -123,11 +123,11 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
     import time
 
     out = tmp_path / "d.h5"
-    args = ["generate", "--n", "3000", "--out", str(out), "--seed", "5", "--batch-size", "50", "--quiet"]
+    args = ["generate", "--n", "10000", "--out", str(out), "--seed", "5", "--batch-size", "50", "--quiet"]
     process = subprocess.Popen([sys.executable, "-m", "pydiff", *args], stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "d.h5.partial"
     deadline = time.time() + 60
-    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 5_000_000):
+    while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 1_000_000):
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -139,7 +139,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert out.exists() and not partial.exists()
     whole = tmp_path / "whole.h5"
-    assert pydiff("generate", "--n", "3000", "--out", whole, "--seed", "5", "--batch-size", "50", "--quiet").returncode == 0
+    assert pydiff(*args[:4], whole, *args[5:]).returncode == 0
     a, b = load(out), load(whole)
     for name in ("inputs", "fields", "centers", "values", "field_max"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
