@@ -64,15 +64,12 @@ def bench_generate(backends=("spectral",), n: int = 20000, batch_size: int = 500
 def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int = 0) -> float:
     """δ: seconds per sample of ``backend`` on ``n`` random inputs (start-up and warm-up excluded)."""
     from .problem import sample_sources, source_images
-    from .solvers import make_solver
+    from .solvers import make_solver, timed_solve
 
     problem = problem or Problem()
     images = source_images(problem, sample_sources(problem, n, seed))
     with make_solver(backend, problem) as solver:
-        solver(images[:1])
-        start = time.perf_counter()
-        solver(images)
-        return (time.perf_counter() - start) / n
+        return timed_solve(solver, images)[1]
 
 
 def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu", repeats: int = 5,

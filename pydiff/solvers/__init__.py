@@ -91,18 +91,27 @@ def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", **opt
 
 
 
+def timed_solve(solver: Solver, images: np.ndarray) -> tuple[np.ndarray, float]:
+    """``u(t_max)`` of ``images`` and the seconds per sample, after a one-image warm-up call
+    (Julia compiles on its first call; start-up is not part of a solver's speed)."""
+    import time
+
+    solver(images[:1])
+    start = time.perf_counter()
+    u = solver(images)
+    return u, (time.perf_counter() - start) / len(images)
+
+
 def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     """Solve the same ``n`` random inputs with each backend and compare the normalised fields.
 
-    Each backend is started, warmed up on one image (Julia compiles on its first call), then
-    timed on all ``n``.
+    Each backend is timed with :func:`timed_solve`.
 
     Returns:
         ``(pairs, timings)``: a DataFrame of pairwise ``max_abs`` and ``mean_abs`` differences,
         and one of seconds per sample for each backend.
     """
     import itertools
-    import time
 
     import pandas as pd
 
@@ -117,10 +126,7 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     fields, timings = {}, []
     for name in backends:
         with make_solver(name, problem) as solver:
-            solver(images[:1])
-            start = time.perf_counter()
-            u = solver(images)
-            seconds = (time.perf_counter() - start) / n
+            u, seconds = timed_solve(solver, images)
         fields[name] = normalise(u)[0].astype(np.float64)
         timings.append({"backend": name, "seconds_per_sample": seconds, "samples_per_second": 1.0 / seconds})
     pairs = []
