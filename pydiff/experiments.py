@@ -91,18 +91,16 @@ def data_path(data_dir, n: int, seed: int, backend: str = "spectral") -> Path:
 
 
 def ensure_data(data_dir, n: int, seed: int, backend: str = "spectral", progress=True) -> Path:
-    """The cached data set, generated (or an interrupted generation finished) when needed."""
-    from .dataset import generate, inspect, partial_path
+    """The cached data set, generated (or an interrupted generation finished) when needed.
 
-    path = data_path(data_dir, n, seed, backend)
-    if path.exists():
-        f, attrs, _ = inspect(path)  # refuse a damaged cache loudly rather than train on it
-        f.close()
-        if attrs["n_complete"] == attrs["n"] == n and attrs["seed"] == seed:
-            return path
-        raise ConfigError(f"{path} does not hold {n} complete samples of seed {seed}; move it away")
+    ``generate(..., resume=True)`` does all of it: it returns a complete file after checking
+    that it was made with these parameters, finishes a ``.partial`` one, or starts afresh.
+    """
+    from .dataset import generate
+
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    return generate(path, n, seed=seed, backend=backend, resume=partial_path(path).exists(), progress=progress)
+    return generate(data_path(data_dir, n, seed, backend), n, seed=seed, backend=backend, resume=True,
+                    progress=progress)
 
 
 def evaluate_run(run_dir, splits=("test", "train"), device: str = "auto") -> dict:
@@ -124,11 +122,13 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
     Returns metrics.json's contents plus ``run_dir``.  A second call with the same arguments
     reuses the data, the trained run and its metrics; an interrupted one continues.
     """
+    import dataclasses
+
     from .train import config_for, read_result, train
 
     config = config_for(model_id, preset_name, seed=seed, **overrides)
     data = ensure_data(data_dir, config.n_samples, seed, backend, progress=progress)
-    config = config_for(model_id, preset_name, seed=seed, data=str(data), **overrides)
+    config = dataclasses.replace(config, data=str(data))
     run_dir = Path(runs_dir) / preset_name / f"model{model_id:02d}-seed{seed}"
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     if read_result(run_dir) is None:
