@@ -7,8 +7,7 @@ Public API (heavy modules are imported on first use):
 - :func:`generate`, :func:`load` — HDF5 data sets.
 """
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from .errors import BackendUnavailable, ConfigError, DataFileError, PydiffError  # noqa: E402
 from .problem import Problem, sample_sources, source_images  # noqa: E402
 

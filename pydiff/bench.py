@@ -77,8 +77,8 @@ def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu",
     """ε: seconds per sample of a Table 2 model's forward pass (eval mode, best of ``repeats``)."""
     import torch
 
-    from .experiments import paper_model
     from .models import Surrogate
+    from .registry import paper_model
 
     row = paper_model(model_id)
     model = Surrogate(row.p1, row.p2, row.dropout, width).to(device).eval()
@@ -109,7 +109,7 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
     import torch
 
     from .metrics import n_min
-    from .train import read_config, read_result
+    from .rundir import read_config, read_result
 
     rows = []
     deltas = {}
@@ -145,45 +145,80 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
     return rows
 
 
-def bench_train(width: float = 1.0, batch_size: int = 25, steps: int = 5, device: str = "cpu",
-                model_id: int = 9, amp: bool = True) -> dict:
-    """Training throughput (forward, backward, Adam step) of a Table 2 model, samples/s.
+def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
+    """Training throughput of ``config`` (a :class:`~pydiff.config.TrainConfig`) on its device,
+    timed on real steps (:func:`pydiff.train.train_step`, the function ``train`` runs), with the
+    projected wall time of the whole run and the bytes its checkpoints write per epoch.
 
-    The data are random tensors already on ``device``, as :func:`pydiff.train.train` keeps the
-    whole training set there; on CUDA the step runs in bf16 autocast with channels-last layout.
+    The data are random tensors already on the device, as ``train`` keeps the whole training
+    set there; the step uses the config's autocast, channels-last and compile settings.  The
+    checkpoint size comes from writing a real last.pt and best.pt of this model and optimiser
+    to a temporary directory.
+
+    Returns:
+        samples_per_second (training), eval_samples_per_second (held-out forward passes),
+        projected_hours (``epochs`` epochs of the config's split), state_MB (weights and Adam
+        moments), checkpoint_MB, bytes_per_epoch_MB and its ratio to the state.
     """
     import torch
 
-    from .experiments import paper_model
-    from .losses import alpha_of, weighted_loss
-    from .models import Surrogate
-    from .train import autocast
+    from . import rundir
+    from .device import autocast, pick_device, synchronize
+    from .snapshots import SnapshotPool
+    from .train import loss_function, make_optimizer, train_step
 
-    row = paper_model(model_id)
-    dev = torch.device(device)
-    model = Surrogate(row.p1, row.p2, row.dropout, width).to(dev)
-    if dev.type == "cuda":
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model = rundir.build_model(config).to(device)
+    if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-    x = torch.rand(batch_size, 1, 100, 100, device=dev)
-    y = torch.rand(batch_size, 1, 100, 100, device=dev)
+    network = model if config.compile == "off" else torch.compile(
+        model, mode=None if config.compile == "default" else config.compile)
+    optimizer = make_optimizer(model, config, device)
+    loss_sum = loss_function(config)
+    b = config.batch_size
+    x = torch.rand(b, 1, 100, 100, device=device)
+    y = torch.rand(b, 1, 100, 100, device=device)
+    scale = 1.0 / (b * 100 * 100)
 
-    def step():
-        with autocast(dev, amp):
-            loss = weighted_loss(model(x).float(), y, alpha_of(row.loss), row.w)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    network.train()
+    for _ in range(warmup):  # compilation, cuDNN autotuning, Adam state
+        train_step(network, optimizer, x, y, loss_sum, scale, device, config.amp)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"model": model_id, "width": width, "device": device, "batch_size": batch_size,
-            "samples_per_second": steps * batch_size / seconds,
-            "paper_preset_hours": 800 * 14000 / (steps * batch_size / seconds) / 3600}
+        train_step(network, optimizer, x, y, loss_sum, scale, device, config.amp)
+    synchronize(device)
+    train_sps = steps * b / (time.perf_counter() - start)
+
+    network.eval()
+    xe = torch.rand(config.eval_batch_size, 1, 100, 100, device=device)
+    with torch.no_grad(), autocast(device, config.amp):
+        network(xe)
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(max(1, steps // 2)):
+            network(xe)
+        synchronize(device)
+    eval_sps = max(1, steps // 2) * len(xe) / (time.perf_counter() - start)
+
+    n = config.n_samples or 20000
+    n_train = round(config.split[0] * n)
+    n_val = n - n_train - round(config.split[1] * n) or n_train
+    hours = config.epochs * (n_train / train_sps + n_val / eval_sps) / 3600
+
+    state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    state_bytes += sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
+                       if torch.is_tensor(t))
+    pool = SnapshotPool(model, optimizer)
+    pool.capture(0, {})
+    with tempfile.TemporaryDirectory() as tmp:
+        last = rundir.save_checkpoint({"state": pool.state(0), "best": {"model": model.state_dict()}}, tmp)
+        best = rundir.save_best(model.state_dict(), 0, 0.0, tmp)
+    per_epoch = (last + best) / config.checkpoint_every
+    return {"model": config.model, "width": config.width, "device": str(device), "batch_size": b,
+            "amp": config.amp and device.type == "cuda", "compile": config.compile,
+            "samples_per_second": train_sps, "eval_samples_per_second": eval_sps,
+            "epochs": config.epochs, "projected_hours": hours, "state_MB": state_bytes / 1e6,
+            "checkpoint_MB": (last + best) / 1e6, "bytes_per_epoch_MB": per_epoch / 1e6,
+            "bytes_per_epoch_over_state": per_epoch / state_bytes}

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from . import __version__
+from .version import __version__
 from .errors import PydiffError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -78,7 +78,7 @@ def main() -> None:
 
 
 def problem_options(command):
-    """The options that define the diffusion problem (DESIGN.md's table), shared by commands."""
+    """The options that define the diffusion problem (docs/problem.md), shared by commands."""
     options = [
         click.option("--lattice", default=100, show_default=True, help="Cells per side L of the square lattice."),
         click.option("--radius", default=5, show_default=True, help="Source disk radius, in cells."),
@@ -233,25 +233,35 @@ def bench_generate(n, backends, batch_size):
 
 
 def training_options(command):
-    """Options shared by `train` and `reproduce`: each overrides the preset's value."""
+    """Options shared by `train`, `reproduce` and `bench train`: each overrides the preset's value."""
     options = [
         click.option("--preset", type=click.Choice(["quick", "paper", "smoke"]), default="quick", show_default=True,
                      help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke (seconds)."),
         click.option("--width", type=float, help="Channel multiplier of both networks (1 = Table 1)."),
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
-        click.option("--batch-size", type=int, help="Training batch size (paper: 25)."),
+        click.option("--batch-size", type=int, help="Global training batch size (paper: 25); K torchrun ranks take B/K each."),
         click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
         click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule."),
         click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
         click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0)."),
+        click.option("--shuffle", type=click.Choice(["samples", "batches"]),
+                     help="samples: new batches every epoch; batches: fixed batches in a new order each epoch (the original code; paper preset)."),
+        click.option("--dropout", "dropout_all", type=float, help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."),
         click.option("--rollback", type=click.Choice(["paper", "code", "off"]), help="Roll-back rule: Eq. 3, the original code's, or none."),
         click.option("--rollback-C", "rollback_C", type=float, help="Roll-back threshold factor C (paper 5, code 10)."),
         click.option("--rollback-m", type=int, help="Epochs averaged in the threshold (m = 20)."),
         click.option("--rollback-s", type=int, help="Epochs rolled back (s = 5; code rule: backup period)."),
         click.option("--early-stop", type=int, help="Stop after N epochs without a better held-out loss (0: never)."),
-        click.option("--init", type=click.Choice(["default", "kaiming"]), help="Weight initialisation (paper: default; quick: kaiming)."),
+        click.option("--init", type=click.Choice(["default", "kaiming", "flux"]),
+                     help="Weight initialisation: flux (Glorot-uniform, zero biases: the original networks; paper), kaiming (quick), default (PyTorch's)."),
+        click.option("--pooling", type=click.Choice(["table1", "code"]),
+                     help="NN2's encoder: Table 1's shapes (100-50-25-12-6-3-1, default) or the original code's padded second pool (100-50-26-13-6-3-1)."),
         click.option("--output-scale", type=float, help="Initial scale of the final BatchNorms (default 1; quick: 0.14)."),
         click.option("--output-shift", type=float, help="Initial bias of the final BatchNorms, split between the networks (quick: 0.095)."),
+        click.option("--checkpoint-every", type=int, help="Epochs between checkpoints (default 10); SIGINT/SIGTERM also write one."),
+        click.option("--compile", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
+                     help="torch.compile the model (reduce-overhead adds CUDA graphs); off by default."),
+        click.option("--amp/--no-amp", default=None, help="bf16 autocast on CUDA (on by default; no effect on CPU)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialisation and batches."),
         click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ..."),
     ]
@@ -273,7 +283,7 @@ def parse_split(text):
 
 
 def make_config(model, data, preset, **options):
-    from .train import config_for
+    from .config import config_for
 
     options["split"] = parse_split(options.get("split"))
     return config_for(model, preset, data=str(data) if data else "", **options)
@@ -289,14 +299,21 @@ def make_config(model, data, preset, **options):
 def train(model_id, data, out, resume, **options):
     """Train a Table 2 model on a data set; checkpoints and a per-epoch log go to --out.
 
-    Every epoch writes last.pt (for --resume), best.pt (lowest held-out loss) and log.csv.
+    Every epoch appends to log.csv; every --checkpoint-every epochs, on SIGINT/SIGTERM and at
+    the end, last.pt (for --resume) and best.pt (lowest held-out loss) are written.  Under
+    `torchrun --nproc-per-node=K -m pydiff train ...` the K ranks share each batch.
     """
+    from .distributed import launched_rank, teardown
     from .train import train as run
 
     config = make_config(model_id, data, **options)
-    result = run(config, out, resume=resume)
-    click.echo(f"trained model {model_id} into {result.run_dir}: best epoch {result.best_epoch} "
-               f"(held-out loss {result.best_val_loss:.4g}), {result.rollbacks} roll-backs, {result.seconds:.0f} s")
+    try:
+        result = run(config, out, resume=resume)
+    finally:
+        teardown()
+    if launched_rank() == 0:
+        click.echo(f"trained model {model_id} into {result.run_dir}: best epoch {result.best_epoch} "
+                   f"(held-out loss {result.best_val_loss:.4g}), {result.rollbacks} roll-backs, {result.seconds:.0f} s")
 
 
 @main.command(context_settings=CONTEXT)
@@ -307,8 +324,8 @@ def model(model_id, width):
     """Print Table 1 from the live network of a Table 2 model: layers, activations, shapes, parameters."""
     import pandas as pd
 
-    from .experiments import paper_model
     from .models import Surrogate, describe
+    from .registry import paper_model
 
     row = paper_model(model_id)
     net = Surrogate(row.p1, row.p2, row.dropout, width)
@@ -343,9 +360,10 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
     on the test split, and prints our residuals beside the published ones.  Run it again with the
     same arguments and it continues where it stopped; finished steps are reused.
     """
+    from .distributed import launched_rank, teardown
     from .errors import ConfigError
-    from .experiments import paper_model
-    from .experiments import reproduce as run
+    from .registry import paper_model
+    from .reproduce import reproduce as run
 
     if all_models == (model_id is not None):
         raise ConfigError("give either --model N or --all")
@@ -354,11 +372,19 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
         paper_model(m)  # an unknown id fails before any work
     options["split"] = parse_split(options.get("split"))
     results = {}
-    for m in models:
-        click.echo(f"== model {m} (preset {preset}) ==")
-        metrics = run(m, preset, runs, data_dir, seed, backend, **options)
-        results[m] = metrics["test"]
-        click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")
+    try:
+        for m in models:
+            if launched_rank() == 0:
+                click.echo(f"== model {m} (preset {preset}) ==")
+            metrics = run(m, preset, runs, data_dir, seed, backend, **options)
+            if metrics is None:  # a torchrun rank other than 0: rank 0 reports
+                continue
+            results[m] = metrics["test"]
+            click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")
+    finally:
+        teardown()
+    if not results:
+        return
     click.echo(f"\nTable 2, preset {preset}: test-set residuals, ours beside the paper's")
     print_comparison(results, models=models)
 
@@ -371,7 +397,7 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
 def evaluate(run_dir, splits, device):
     """Metrics of a trained run on its own test split, written to metrics.json with figures."""
     from .errors import ConfigError
-    from .experiments import evaluate_run
+    from .reproduce import evaluate_run
 
     chosen = tuple(s.strip() for s in splits.split(","))
     if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:
@@ -413,18 +439,27 @@ def table(runs, fmt, preset):
 
 
 @bench.command("train", context_settings=CONTEXT)
-@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = Table 1).")
-@click.option("--batch-size", type=int, default=25, show_default=True)
-@click.option("--steps", type=int, default=5, show_default=True, help="Timed optimiser steps.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--model", "model_id", type=int, default=9, show_default=True, help="Table 2 model id (1-14).")
+@training_options
+@click.option("--steps", type=int, default=10, show_default=True, help="Timed optimiser steps (after warm-up).")
 @reports_errors()
-def bench_train(width, batch_size, steps, device):
-    """Training samples/s of model 9 (forward, backward, Adam), and the paper preset's hours."""
+def bench_train(model_id, steps, preset, **options):
+    """Training samples/s of a Table 2 model under a preset, on the chosen device, with the
+    projected hours of the whole run (its epochs) and the bytes its checkpoints write per epoch.
+
+    \b
+      pydiff bench train --preset paper              # the published set-up, full width
+      pydiff bench train --preset paper --compile reduce-overhead
+    """
     import pandas as pd
 
     from .bench import bench_train as run, machine
-    from .train import pick_device
+    from .errors import ConfigError
 
-    row = run(width, batch_size, steps, str(pick_device(device)))
+    if steps < 1:
+        raise ConfigError("--steps must be positive")
+    config = make_config(model_id, None, preset, **options)
+    row = run(config, steps=steps)
     click.echo(f"# {machine()}")
-    click.echo(pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        click.echo(pd.DataFrame([row]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))

@@ -1,6 +1,6 @@
 """The HDF5 data set (format version 1): streamed, atomic, resumable writing; checked reading.
 
-Layout (see DESIGN.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
+Layout (see docs/data-format.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
 (n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32 and ``field_max`` (n,) float32; the
 problem, the backend, the seed and ``n_complete`` (rows that are final) as file attributes.
 
@@ -20,7 +20,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import ConfigError, DataFileError
 from .problem import Problem, SourceDraw, sample_sources, source_images
 

@@ -29,3 +29,11 @@ class BackendUnavailable(PydiffError):
     """A solver backend that cannot run here (for example Julia is not installed)."""
 
     exit_code = 2
+
+
+class Interrupted(PydiffError):
+    """A long job stopped by a signal after saving what it needs to resume (status 128 + signal)."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -21,16 +21,20 @@ def alpha_of(name: str) -> int:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(ALPHAS)}") from None
 
 
-def weighted_loss(prediction: torch.Tensor, target: torch.Tensor, alpha: int, w: float) -> torch.Tensor:
-    """Eq. 1-2: mean of ``exp(-(1 - target) / w) * |prediction - target| ** alpha``.
+def weighted_loss(prediction: torch.Tensor, target: torch.Tensor, alpha: int, w: float,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Eq. 1-2: mean (or sum) of ``exp(-(1 - target) / w) * |prediction - target| ** alpha``.
 
     Args:
         prediction, target: tensors of the same shape (batch, 1, L, L); target in [0, 1].
         alpha: 1 (MAE), 2 (MSE) or 4.
         w: weight scale, > 0.
+        reduction: "mean" (Eq. 2) or "sum" (what data-parallel training divides by the global
+            batch itself, so that a rank with an uneven or empty share still adds up exactly).
 
     Returns:
         A scalar tensor.
     """
     weight = torch.exp(-(1.0 - target) / w)
-    return (weight * (prediction - target).abs().pow(alpha)).mean()
+    terms = weight * (prediction - target).abs().pow(alpha)
+    return terms.sum() if reduction == "sum" else terms.mean()

@@ -136,37 +136,3 @@ def n_min(M: float, E: float, delta: float, epsilon: float) -> float:
     if epsilon >= delta:
         return math.inf
     return (M + E / delta) / (1.0 - epsilon / delta)
-
-
-def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "auto", samples: int = 20):
-    """Metrics of a trained run (its best checkpoint) on its own data and split.
-
-    Returns ``{split: result}`` and, in ``result["examples"]`` (not JSON), the first ``samples``
-    inputs, truths and predictions, and in ``result["joint"]`` the (truth, prediction) histogram.
-    """
-    from .train import load_arrays, load_model, pick_device, predict
-
-    device = pick_device(device)
-    model, config = load_model(run_dir, "best", device)
-    inputs, fields, split = load_arrays(config)
-    out = {}
-    for name in splits:
-        index = split[name]
-        if len(index) == 0:
-            continue
-        metrics = FieldMetrics()
-        examples = None
-        for lo in range(0, len(index), batch_size):
-            part = index[lo : lo + batch_size]
-            x, y = inputs[part], fields[part]
-            p = predict(model, x, batch_size, device, config.amp)
-            metrics.update(p, y)
-            if examples is None:
-                k = min(samples, len(part))
-                examples = {"inputs": x[:k, 0], "truth": y[:k, 0], "prediction": p[:k, 0]}
-        result = metrics.result()
-        result["n_samples"] = int(len(index))
-        result["examples"] = examples
-        result["joint"] = metrics.joint
-        out[name] = result
-    return out

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 LEAK = 0.01
+INITS = ("default", "kaiming", "flux")
 
 
 def channels(base: int, width: float) -> int:
@@ -51,19 +52,31 @@ class NN1(nn.Module):
         return self.layers(x)
 
 
+POOLINGS = ("table1", "code")
+
+
 class NN2(nn.Module):
     """Autoencoder: mean-pools 100 -> 50 -> 25 -> 12 -> 6 -> 3, a 3x3 conv to 2048 x 1 x 1, and
-    transposed convolutions back 1 -> 3 -> 7 -> 13 -> 25 -> 51 -> 100."""
+    transposed convolutions back 1 -> 3 -> 7 -> 13 -> 25 -> 51 -> 100.
 
-    def __init__(self, d3: float = 0.0, d4: float = 0.0, width: float = 1.0) -> None:
+    ``pooling="code"`` pads the second mean-pool by one cell, as the original DiffSolve.jl does
+    (``MeanPool((2,2); pad = 1)``): 100 -> 50 -> 26 -> 13 -> 6 -> 3 -> 1.  The padded zeros count in
+    the mean (NNlib pads with zeros, PyTorch's ``count_include_pad=True``).  The decoder, which
+    starts from 1 x 1, is the same either way.
+    """
+
+    def __init__(self, d3: float = 0.0, d4: float = 0.0, width: float = 1.0, pooling: str = "table1") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         c = [channels(k, width) for k in (64, 128, 256, 512, 1024, 2048)]
         pool = nn.AvgPool2d(2)  # floor: 25 -> 12
+        second_pool = nn.AvgPool2d(2, padding=1) if pooling == "code" else pool  # 50 -> 26 or 25
         self.encoder = nn.Sequential(
             conv(1, c[0]), nn.BatchNorm2d(c[0]), nn.Dropout(d3),
             pool, conv(c[0], c[1]),                    # 64 x 50 -> 128 x 50
-            pool, conv(c[1], c[2]),                    # 128 x 25 -> 256 x 25
-            pool, conv(c[2], c[3]),                    # 256 x 12 -> 512 x 12
+            second_pool, conv(c[1], c[2]),             # 128 x 25 (code: 26) -> 256
+            pool, conv(c[2], c[3]),                    # 256 x 12 (13) -> 512
             pool, conv(c[3], c[4]),                    # 512 x 6 -> 1024 x 6
             pool, conv(c[4], c[5], padding=0),         # 1024 x 3 -> 2048 x 1
         )
@@ -88,16 +101,20 @@ class Surrogate(nn.Module):
 
     Args:
         p1, p2: fixed weights of the two networks (Table 2 uses 0 or 1).
-        dropout: (D1, D2, D3, D4): D1, D2 act in NN1, D3, D4 in NN2.
+        dropout: (D1, D2, D3, D4): D1, D2 act in NN1, D3, D4 in NN2 (element-wise, as Flux's
+            ``Dropout(p; dims=:)``).
         width: channel multiplier (1.0 = Table 1).
+        pooling: NN2's encoder shapes, "table1" or "code" (see :class:`NN2`).
         output_scale: if given, the initial scale of each network's final one-channel BatchNorm
             (default 1).  Starting it near the targets' spread (~0.1) lets a short CPU run leave
             the predict-the-mean plateau; the paper's set-up leaves it at 1.
         output_shift: if given, the initial bias of those BatchNorms (default 0), split evenly
             between the networks that are built (the targets' mean, ~0.1, is a good start).
-        init: "default" (PyTorch's, as Flux's defaults shrink the signal too) or "kaiming"
-            (He-normal weights for LeakyReLU, zero biases, and bias 1 on each network's last,
-            ReLU, layer).  NN2 has no normalisation between its first and last layer: with
+        init: "flux" (Flux.jl's defaults, which the original networks had: every Conv and
+            ConvTranspose weight Glorot-uniform, U(-a, a) with a = sqrt(6 / (fan_in + fan_out)),
+            biases zero; BatchNorm scale 1, shift 0), "default" (PyTorch's: Kaiming-uniform with
+            a = sqrt(5), uniform biases) or "kaiming" (He-normal weights for LeakyReLU, zero
+            biases, and bias 1 on each network's last, ReLU, layer).  NN2 has no normalisation between its first and last layer: with
             default weights the bottleneck activations of different images differ by ~1e-3 and
             NN2 barely learns in CPU minutes; with He weights they differ by ~0.1.  The positive
             bias keeps the ReLU before the final BatchNorm open at the start (the BatchNorm
@@ -108,16 +125,22 @@ class Surrogate(nn.Module):
 
     def __init__(self, p1: float = 1.0, p2: float = 1.0, dropout=(0.0, 0.0, 0.0, 0.0),
                  width: float = 1.0, output_scale: float | None = None,
-                 output_shift: float | None = None, init: str = "default") -> None:
+                 output_shift: float | None = None, init: str = "default", pooling: str = "table1") -> None:
         super().__init__()
         if p1 == 0 and p2 == 0:
             raise ValueError("at least one of p1, p2 must be non-zero")
         d1, d2, d3, d4 = (0.0 if d is None or d != d else float(d) for d in dropout)  # NaN -> unused
         self.p1, self.p2 = float(p1), float(p2)
         self.nn1 = NN1(d1, d2, width) if p1 != 0 else None
-        self.nn2 = NN2(d3, d4, width) if p2 != 0 else None
+        self.nn2 = NN2(d3, d4, width, pooling) if p2 != 0 else None
         built = [net for net in (self.nn1, self.nn2) if net is not None]
-        if init == "kaiming":
+        if init == "flux":
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    # PyTorch's fans equal Flux's for both layer kinds: k*k*c_in and k*k*c_out.
+                    nn.init.xavier_uniform_(module.weight)
+                    nn.init.zeros_(module.bias)
+        elif init == "kaiming":
             for module in self.modules():
                 if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                     # A transposed convolution's fan-in lies in its weight's fan-out slot.
@@ -127,7 +150,7 @@ class Surrogate(nn.Module):
             for net in built:
                 nn.init.constant_(net.output_conv.bias, 1.0)
         elif init != "default":
-            raise ValueError(f"unknown init {init!r}; choose default or kaiming")
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         for net in built:
             last_norm = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)][-1]
             if output_scale is not None:

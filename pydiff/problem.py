@@ -3,7 +3,7 @@
 A sample is an image of ``n_sources`` disks of radius ``radius`` on an ``L x L`` lattice with unit
 spacing.  The field ``u`` solves ``du/dt = D * lap(u) - gamma * u + img`` with the five-point
 Laplacian and zero values outside the lattice, from ``u(0) = img`` to ``t_max``; the target is
-``u(t_max) / max(u(t_max))``.  See DESIGN.md, "The problem, as the original code computes it".
+``u(t_max) / max(u(t_max))``.  See docs/problem.md.
 
 Array convention: ``a[s, i, j]`` is sample ``s`` at lattice cell ``x = i + 1, y = j + 1``.
 """

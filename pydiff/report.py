@@ -1,19 +1,19 @@
-"""Tables beside the published numbers, and the paper's figures (matplotlib, PNG).
+"""Tables beside the published numbers, and the report of one evaluated run.
 
-Everything here reads what :mod:`pydiff.metrics` and :mod:`pydiff.train` wrote; nothing trains.
+Everything here reads what evaluation and training wrote; nothing trains.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .experiments import table2
+from . import rundir
+from .figures import write_figures
+from .registry import table2
 
 RESULT_COLUMNS = [("mean_res", "mean res"), ("p99_res", "99-P res"), ("max_res", "max res")]
 
@@ -57,8 +57,6 @@ def format_table(df: pd.DataFrame, fmt: str = "text") -> str:
     if "w" in shown.columns:
         shown["w"] = shown["w"].map(lambda v: f"{v:g}")
     if fmt == "text":
-        import pandas as pd
-
         with pd.option_context("display.max_columns", None, "display.width", 10_000):
             return shown.to_string(index=False)
     if fmt == "markdown":
@@ -74,7 +72,7 @@ def format_table(df: pd.DataFrame, fmt: str = "text") -> str:
 def collect_runs(root) -> dict[str, dict[int, dict]]:
     """{preset: {model id: metrics.json contents}} for every run under ``root``."""
     found: dict[str, dict[int, dict]] = {}
-    for path in sorted(Path(root).rglob("metrics.json")):
+    for path in sorted(Path(root).rglob(rundir.METRICS)):
         metrics = json.loads(path.read_text())
         model_id = metrics.get("model")
         if model_id is None:
@@ -83,170 +81,20 @@ def collect_runs(root) -> dict[str, dict[int, dict]]:
     return found
 
 
-# --- Figures -----------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
-    _pyplot().close(fig)
-    return path
-
-
-def plot_examples(examples: dict, path: Path, n: int = 6, title: str = "") -> Path:
-    """Figs. 5-7: input, truth, prediction, residual and relative residual for n test samples."""
-    plt = _pyplot()
-    n = min(n, len(examples["inputs"]))
-    x, y, p = (np.asarray(examples[k][:n]) for k in ("inputs", "truth", "prediction"))
-    r = np.abs(p - y)
-    rel = np.where(y > 1e-3, r / np.maximum(y, 1e-3), np.nan)
-    rows = [("input", x, "viridis"), ("truth", y, "viridis"), ("prediction", p, "viridis"),
-            ("residual", r, "magma"), ("relative residual", rel, "magma")]
-    fig, axes = plt.subplots(len(rows), n, figsize=(2.0 * n + 1, 2.0 * len(rows)), squeeze=False)
-    for i, (label, images, cmap) in enumerate(rows):
-        vmax = np.nanpercentile(images, 99.5) if label.startswith("relative") else np.nanmax(images)
-        for j in range(n):
-            ax = axes[i, j]
-            im = ax.imshow(images[j].T, origin="lower", cmap=cmap, vmin=0, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(label)
-        fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.8)
-    fig.suptitle(title or "test samples (x right, y up)")
-    return _save(fig, path)
-
-
-def plot_joint(joint: np.ndarray, path: Path, title: str = "") -> Path:
-    """Fig. 8: density of (truth, prediction) pixels with marginal PDFs."""
-    from .metrics import JOINT_RANGE
-
-    plt = _pyplot()
-    fig = plt.figure(figsize=(6, 6))
-    grid = fig.add_gridspec(4, 4, hspace=0.05, wspace=0.05)
-    main = fig.add_subplot(grid[1:, :3])
-    top = fig.add_subplot(grid[0, :3], sharex=main)
-    right = fig.add_subplot(grid[1:, 3], sharey=main)
-    lo, hi = JOINT_RANGE
-    counts = np.asarray(joint, dtype=float)
-    main.imshow(np.log10(counts.T + 1), origin="lower", extent=[lo, hi, lo, hi], aspect="auto", cmap="viridis")
-    main.plot([0, 1], [0, 1], "w--", lw=0.8)
-    main.set_xlabel("ground truth")
-    main.set_ylabel("prediction")
-    centres = np.linspace(lo, hi, counts.shape[0] + 1)
-    centres = (centres[1:] + centres[:-1]) / 2
-    top.semilogy(centres, counts.sum(axis=1) + 1, color="tab:red")
-    right.semilogx(counts.sum(axis=0) + 1, centres, color="tab:blue")
-    top.set_title(title or "truth vs prediction (log10 pixel count)")
-    for ax in (top, right):
-        ax.tick_params(labelbottom=False, labelleft=False)
-    return _save(fig, path)
-
-
-def plot_slices(by_split: dict[str, dict], path: Path, n: str = "10", title: str = "") -> Path:
-    """Fig. 9: per-slice mean of a = (y_hat - y)/sqrt(2), with +/- one standard deviation."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    colors = {"test": "tab:blue", "train": "tab:red", "val": "tab:green"}
-    for split, result in by_split.items():
-        rows = result["slices"][n]
-        s = np.array([row["slice"] for row in rows])
-        mean = np.array([row["mean"] for row in rows], dtype=float)
-        std = np.array([row["std"] for row in rows], dtype=float)
-        ax.plot(s, mean, "o-", color=colors.get(split), label=split)
-        ax.fill_between(s, mean - std, mean + std, color=colors.get(split), alpha=0.25)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel(f"slice (field value in [(i-1)/{n}, i/{n}))")
-    ax.set_ylabel("mean residual across y = x")
-    ax.set_title(title or "residual per slice")
-    ax.legend()
-    return _save(fig, path)
-
-
-def plot_pdfs(result: dict, path: Path, title: str = "") -> Path:
-    """Figs. 10-11: probability densities of predicted and true field values."""
-    plt = _pyplot()
-    edges = np.asarray(result["pdf"]["edges"])
-    centres = (edges[1:] + edges[:-1]) / 2
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(centres, result["pdf"]["truth"], color="tab:red", label="ground truth")
-    ax.semilogy(centres, result["pdf"]["prediction"], color="tab:blue", label="prediction")
-    ax.set_xlabel("field value")
-    ax.set_ylabel("PDF")
-    ax.set_title(title or "field value densities (test set)")
-    ax.legend()
-    return _save(fig, path)
-
-
-def read_log(path: Path) -> "list[dict]":
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def plot_loss(log_csv: Path, path: Path, title: str = "") -> Path:
-    """Fig. 4: training and held-out loss per epoch, roll-back events circled."""
-    plt = _pyplot()
-    rows = read_log(log_csv)
-    epoch = np.array([int(r["epoch"]) for r in rows])
-    train = np.array([float(r["train_loss"]) for r in rows])
-    val = np.array([float(r["val_loss"]) for r in rows])
-    rolled = np.array([r["rolled_back"] == "True" for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(epoch, train, color="tab:blue", label="training loss")
-    ax.semilogy(epoch, val, color="tab:orange", label="held-out loss")
-    if rolled.any():
-        ax.scatter(epoch[rolled], train[rolled], s=80, facecolors="none", edgecolors="tab:green",
-                   label=f"roll-back ({rolled.sum()})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (Eq. 2)")
-    ax.set_title(title or "training")
-    ax.legend()
-    return _save(fig, path)
-
-
-FIGURES = ("fig4_loss.png", "fig5_samples.png", "fig8_truth_vs_prediction.png", "fig9_slices.png",
-           "fig10_pdfs.png")
-
-
-def write_figures(run_dir: Path, by_split: dict[str, dict], label: str) -> list[Path]:
-    """Every figure of a run into its directory; returns their paths."""
-    run_dir = Path(run_dir)
-    test = by_split["test"]
-    return [
-        plot_loss(run_dir / "log.csv", run_dir / FIGURES[0], f"{label}: loss per epoch"),
-        plot_examples(test["examples"], run_dir / FIGURES[1], title=f"{label}: test samples"),
-        plot_joint(test["joint"], run_dir / FIGURES[2], f"{label}: truth vs prediction (test)"),
-        plot_slices(by_split, run_dir / FIGURES[3], title=f"{label}: residual per slice"),
-        plot_pdfs(test, run_dir / FIGURES[4], f"{label}: field PDFs (test)"),
-    ]
-
-
 def _jsonable(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in ("examples", "joint")}
 
 
 def write_run_report(run_dir, by_split: dict[str, dict], config, training: dict | None) -> dict:
     """metrics.json, table.csv (our row beside the paper's) and the figures of one run."""
-    from .train import atomic_write_text
-
     run_dir = Path(run_dir)
     label = f"model {config.model}" if config.model else run_dir.name
     metrics = {"model": config.model, "preset": config.preset, "run_dir": str(run_dir),
                "config": config.to_json(), "training": training,
                **{split: _jsonable(result) for split, result in by_split.items()}}
-    atomic_write_text(json.dumps(metrics, indent=2), run_dir / "metrics.json")
+    rundir.atomic_write_text(json.dumps(metrics, indent=2), run_dir / rundir.METRICS)
     if config.model:
         table = comparison_table({config.model: by_split["test"]}, models=[config.model])
-        atomic_write_text(table.to_csv(index=False), run_dir / "table.csv")
+        rundir.atomic_write_text(table.to_csv(index=False), run_dir / rundir.TABLE)
     write_figures(run_dir, by_split, label)
     return metrics

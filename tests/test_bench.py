@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from pydiff.bench import PAPER, bench_eq4, bench_generate
 from pydiff.metrics import n_min
 from pydiff.problem import Problem
@@ -31,8 +33,18 @@ def test_cli_bench_generate():
     assert "samples_per_second" in result.stdout
 
 
-def test_train_benchmark_runs():
+def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
     from pydiff.bench import bench_train
+    from pydiff.config import config_for
 
-    row = bench_train(width=0.0625, batch_size=2, steps=1)
-    assert row["samples_per_second"] > 0 and row["paper_preset_hours"] > 0
+    row = bench_train(config_for(9, "smoke", batch_size=2, device="cpu"), steps=1, warmup=1)
+    assert row["samples_per_second"] > 0 and row["projected_hours"] > 0
+    # A checkpoint holds one training state plus the best weights: more than the state, less than twice.
+    assert row["state_MB"] < row["checkpoint_MB"] < 2 * row["state_MB"]
+    assert row["bytes_per_epoch_MB"] == pytest.approx(row["checkpoint_MB"] / 10)
+
+
+def test_cli_bench_train_prints_the_projection():
+    result = pydiff("bench", "train", "--preset", "smoke", "--steps", 1, "--batch-size", 2, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "projected_hours" in result.stdout and "bytes_per_epoch_MB" in result.stdout

@@ -85,3 +85,46 @@ def test_nn1_leaky_slope_is_fluxs():
     leaky = [m for m in NN1().modules() if isinstance(m, torch.nn.LeakyReLU)]
     assert leaky and all(m.negative_slope == 0.01 for m in leaky)
     assert isinstance(NN2(), torch.nn.Module)
+
+
+def test_flux_init_is_glorot_uniform_with_fluxs_fans_and_zero_biases():
+    torch.manual_seed(0)
+    model = Surrogate(1, 1, init="flux")
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(layers) == 6 + 12
+    for layer in layers:
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        # Flux's nfan: a Conv weight (k, k, c_in, c_out) and a ConvTranspose weight (k, k, c_out,
+        # c_in) both give fan_in + fan_out = k * k * (c_in + c_out).
+        fans = k * (layer.in_channels + layer.out_channels)
+        bound = (6 / fans) ** 0.5
+        w = layer.weight.detach().double()
+        assert w.abs().max() <= bound * (1 + 1e-6)  # float32 rounding of the bound
+        assert torch.count_nonzero(layer.bias) == 0
+        if w.numel() >= 10_000:  # enough draws to pin the variance to a few per cent
+            assert w.var().item() == pytest.approx(2 / fans, rel=0.05)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.all(n.weight == 1) and torch.all(n.bias == 0) for n in norms)
+
+
+def test_flux_and_default_inits_differ():
+    torch.manual_seed(0)
+    flux = Surrogate(1, 0, width=0.25, init="flux")
+    torch.manual_seed(0)
+    default = Surrogate(1, 0, width=0.25)
+    assert torch.count_nonzero(default.nn1.layers[0][0].bias) > 0  # PyTorch's uniform biases
+    assert not torch.equal(flux.nn1.layers[0][0].weight, default.nn1.layers[0][0].weight)
+
+
+def test_code_pooling_gives_the_original_codes_encoder_shapes():
+    table = rows_of(describe(Surrogate(0, 1, width=0.125, pooling="code")), "NN2")
+    spatial = [r["output_shape"].split(" x ", 1)[1] for r in table]
+    assert spatial[3:13] == ["50 x 50", "50 x 50", "26 x 26", "26 x 26", "13 x 13", "13 x 13", "6 x 6", "6 x 6",
+                             "3 x 3", "1 x 1"]
+    assert spatial[-1] == "100 x 100"
+    # The padded zeros count in the mean: a constant image of ones averages to 1/4 in a corner.
+    pool = Surrogate(0, 1, width=0.125, pooling="code").nn2.encoder[5]
+    corner = pool(torch.ones(1, 1, 50, 50))[0, 0]
+    assert corner.shape == (26, 26) and corner[0, 0] == 0.25 and corner[5, 5] == 1.0
+    with pytest.raises(ValueError, match="pooling"):
+        NN2(pooling="other")

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from pydiff.report import FIGURES, comparison_table, format_table
+from pydiff.report import comparison_table, format_table
+from pydiff.rundir import FIGURES
 
 from .cli import assert_clean_failure, pydiff
 

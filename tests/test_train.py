@@ -2,6 +2,10 @@
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +14,10 @@ import torch
 from pydiff.dataset import generate
 from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem
-from pydiff.train import config_for, load_model, split_indices, train
+from pydiff.config import config_for
+from pydiff.data import split_indices
+from pydiff.rundir import load_model
+from pydiff.train import train
 
 from .cli import assert_clean_failure, pydiff
 
@@ -59,16 +66,122 @@ def interrupt_at(epoch):
     return progress
 
 
+def log_rows(run):
+    """log.csv without the columns that measure time and bytes."""
+    with open(run / "log.csv") as f:
+        return [{k: v for k, v in row.items() if k not in ("seconds", "bytes_written")} for row in csv.DictReader(f)]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_same_run(run_a, run_b):
+    """Two run directories hold the same training, bit for bit: log, best weights, last state."""
+    assert log_rows(run_a) == log_rows(run_b)
+    best_a, best_b = (torch.load(r / "best.pt", weights_only=False) for r in (run_a, run_b))
+    assert best_a["epoch"] == best_b["epoch"] and same_weights(best_a["model"], best_b["model"])
+    last_a, last_b = (torch.load(r / "last.pt", weights_only=False) for r in (run_a, run_b))
+    assert last_a["replay_from"] == last_b["replay_from"]
+    assert same_weights(last_a["state"]["model"], last_b["state"]["model"])
+    moments = lambda last: [t for s in last["state"]["optimizer"]["state"].values() for t in s.values()]  # noqa: E731
+    assert all(torch.equal(x, y) for x, y in zip(moments(last_a), moments(last_b)))
+
+
 def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     whole = train(smoke(data, epochs=4), tmp_path / "whole", progress=False)
     with pytest.raises(Interrupt):
         train(smoke(data, epochs=4), tmp_path / "parts", progress=interrupt_at(1))
+    assert not (tmp_path / "parts" / "result.json").exists()
     parts = train(smoke(data, epochs=4), tmp_path / "parts", resume=True, progress=False)
     assert [r["train_loss"] for r in parts.history] == [r["train_loss"] for r in whole.history]
     assert [r["val_loss"] for r in parts.history] == [r["val_loss"] for r in whole.history]
-    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "parts" / "last.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(tmp_path / "whole", tmp_path / "parts")
+
+
+def test_best_pt_holds_weights_only(data, tmp_path):
+    train(smoke(data, epochs=2), tmp_path / "run", progress=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert set(best) == {"model", "epoch", "val_loss"}
+    model, _ = load_model(tmp_path / "run")
+    assert same_weights(best["model"], model.state_dict())
+
+
+def test_checkpoints_write_at_most_a_fifth_of_the_training_state_per_epoch(data, tmp_path):
+    run = tmp_path / "run"
+    result = train(smoke(data, epochs=20), run, progress=False)  # default: a checkpoint every 10 epochs
+    model, _ = load_model(run)
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    moments = 2 * sum(p.numel() * p.element_size() for p in model.parameters())
+    with open(run / "log.csv") as f:
+        during = int(list(csv.DictReader(f))[-1]["bytes_written"])  # before the final files
+    assert 0 < during / 20 <= (weights + moments) / 5
+    assert result.bytes_written > during  # the final last.pt, best.pt and log were counted too
+
+
+# --- Interruptions a real user meets: Ctrl-C, a scheduler's SIGTERM, a killed process ----------
+
+# A threshold just under the loss of the epoch before (C = 0.975, m = 1) makes roll-backs frequent.
+RUN_OPTIONS = {"epochs": 12, "checkpoint_every": 3, "lr_schedule": "constant", "rollback_C": 0.975,
+               "rollback_m": 1, "rollback_s": 2}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("whole") / "run"
+    result = train(smoke(data, **RUN_OPTIONS), run, progress=False)
+    assert result.rollbacks > 0, "the comparison must cover roll-backs"
+    return run
+
+
+def start_training(data, run, epochs=400):
+    """`pydiff train` in a subprocess, with RUN_OPTIONS except a long run to interrupt."""
+    args = ["--model", 9, "--data", data, "--out", run, "--preset", "smoke", "--epochs", epochs,
+            "--checkpoint-every", 3, "--lr-schedule", "constant", "--rollback-C", 0.975, "--rollback-m", 1,
+            "--rollback-s", 2]
+    return subprocess.Popen([sys.executable, "-m", "pydiff", "train", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(process, run, n, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        log = run / "log.csv"
+        if log.is_file() and len(log.read_text().splitlines()) > n:
+            return
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError("training did not start")
+
+
+def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(data, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    process = start_training(data, run)
+    wait_for_epochs(process, run, 5)
+    process.kill()  # SIGKILL: no chance to write anything; last.pt is the last periodic checkpoint
+    process.communicate()
+    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    assert checkpoint["resume_epoch"] % 3 == 2 and checkpoint["resume_epoch"] < 11
+    assert checkpoint["replay_from"] < checkpoint["resume_epoch"]  # it replays a few epochs
+    train(smoke(data, **RUN_OPTIONS), run, resume=True, progress=False)
+    assert_same_run(uninterrupted, run)
+
+
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes_exactly(data, tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    process = start_training(data, run)
+    wait_for_epochs(process, run, 3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and "it/s" not in line and "epoch" not in line[:6]]
+    assert any("stopped by SIGTERM after epoch" in line and "--resume" in line for line in stderr.splitlines())
+    assert "Traceback" not in stderr and lines
+    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    assert checkpoint["resume_epoch"] < 11 and not (run / "result.json").exists()
+    train(smoke(data, **RUN_OPTIONS), run, resume=True, progress=False)
+    assert_same_run(uninterrupted, run)
 
 
 def test_resume_with_another_config_is_refused(data, tmp_path):

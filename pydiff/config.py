@@ -1,0 +1,123 @@
+"""TrainConfig: everything a training run depends on, saved as its run directory's config.json.
+
+:func:`config_for` builds one from a Table 2 row and a preset (:mod:`pydiff.registry`) with
+explicit overrides on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .losses import ALPHAS
+from .models import INITS, POOLINGS
+from .registry import paper_model
+from .registry import preset as preset_values
+from .rollback import RULES
+
+SCHEDULES = ("constant", "cosine")
+SHUFFLES = ("samples", "batches")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as config.json)."""
+
+    data: str = ""
+    model: int | None = None  # Table 2 id, for the record
+    preset: str = ""  # the preset the defaults came from, for the record
+    p1: float = 1.0
+    p2: float = 1.0
+    dropout: tuple = (0.0, 0.0, 0.0, 0.0)
+    w: float = 1.0
+    loss: str = "MSE"
+    width: float = 1.0
+    output_scale: float | None = None
+    output_shift: float | None = None
+    init: str = "default"  # "default" (PyTorch), "kaiming" or "flux" (see models.Surrogate)
+    pooling: str = "table1"  # NN2's encoder: Table 1's shapes or the original code's padded pool
+    n_samples: int | None = None  # use the first n samples of the file (None: all)
+    split: tuple = (0.7, 0.2, 0.1)  # train, test, validation fractions (the original code's)
+    epochs: int = 800
+    batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
+    shuffle: str = "samples"  # "samples": new batches each epoch; "batches": fixed batches, order shuffled (DiffSolve.jl)
+    lr: float = 5e-6
+    lr_schedule: str = "constant"  # or "cosine" (to lr * 1e-2 at the last epoch)
+    rollback: str = "paper"  # "paper" (Eq. 3), "code" (the original code's rule) or "off"
+    rollback_C: float | None = None  # default: 5 (paper), 10 (code)
+    rollback_m: int = 20
+    rollback_s: int = 5
+    early_stop: int = 0  # stop after this many epochs without a better held-out loss (0: never)
+    checkpoint_every: int = 10  # epochs between checkpoints (last.pt, best.pt); also on SIGINT/SIGTERM
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    compile: str = "off"  # torch.compile mode; "reduce-overhead" adds CUDA graphs
+    eval_batch_size: int = 100
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first impossible value."""
+        checks = [
+            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.w > 0, f"loss weight w must be positive, got {self.w}"),
+            (self.width > 0, f"width must be positive, got {self.width}"),
+            (self.p1 != 0 or self.p2 != 0, "p1 and p2 cannot both be 0"),
+            (all(d != d or 0 <= d < 1 for d in self.dropout), f"dropout rates must be in [0, 1), got {self.dropout}"),
+            (self.lr_schedule in SCHEDULES, f"unknown lr schedule {self.lr_schedule!r}"),
+            (self.init in INITS, f"unknown init {self.init!r}; choose one of {', '.join(INITS)}"),
+            (self.pooling in POOLINGS, f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}"),
+            (self.shuffle in SHUFFLES, f"unknown shuffle {self.shuffle!r}; choose one of {', '.join(SHUFFLES)}"),
+            (self.compile in COMPILE_MODES, f"unknown compile mode {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}"),
+            (self.rollback in RULES, f"unknown roll-back rule {self.rollback!r}"),
+            (len(self.split) == 3 and all(f >= 0 for f in self.split) and abs(sum(self.split) - 1) < 1e-6
+             and self.split[0] > 0, f"split must be three non-negative fractions summing to 1, got {self.split}"),
+            (self.n_samples is None or self.n_samples >= 3, f"n_samples must be >= 3, got {self.n_samples}"),
+            (self.rollback_m >= 1 and self.rollback_s >= 0, "rollback m must be >= 1 and s >= 0"),
+            (self.checkpoint_every >= 1, f"checkpoint interval must be >= 1 epoch, got {self.checkpoint_every}"),
+            (self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}"),
+            (self.loss in ALPHAS, f"unknown loss {self.loss!r}; choose one of {', '.join(ALPHAS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        return cls(**values)
+
+
+# Fields a resumed run may change: they do not alter what the run computes up to now.
+RESUMABLE_CHANGES = ("epochs", "device", "early_stop", "checkpoint_every", "compile", "eval_batch_size")
+
+
+def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: float | None = None,
+               **overrides) -> TrainConfig:
+    """A TrainConfig for Table 2's ``model_id`` under ``preset``, with explicit ``overrides``.
+
+    ``None`` values in ``overrides`` mean "not given" and leave the preset's value.
+    ``dropout_all`` sets D1-D4 to one value (the networks that are off keep NaN).
+    """
+    values = preset_values(preset)
+    values["preset"] = preset
+    if model_id is not None:
+        row = paper_model(model_id)
+        values.update(model=row.model, p1=row.p1, p2=row.p2, dropout=row.dropout, w=row.w, loss=row.loss)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if dropout_all is not None:
+        values["dropout"] = tuple(d if d != d else float(dropout_all) for d in values.get("dropout", (0.0,) * 4))
+    try:
+        config = TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"unknown training option ({exc})") from None
+    config.validate()
+    return config

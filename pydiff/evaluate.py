@@ -1,0 +1,56 @@
+"""Load a trained run, predict its held-out samples, and feed :mod:`pydiff.metrics`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import load_arrays
+from .device import autocast, pick_device
+from .metrics import FieldMetrics
+from .rundir import load_model
+
+
+@torch.no_grad()
+def predict(model, inputs, batch_size: int = 100, device: torch.device | str = "cpu", amp: bool = True) -> np.ndarray:
+    """Model outputs for (n, 1, L, L) inputs (numpy or tensor), in eval mode, as float32 numpy."""
+    device = torch.device(device)
+    model.eval()
+    out = []
+    for lo in range(0, len(inputs), batch_size):
+        x = torch.as_tensor(np.asarray(inputs[lo : lo + batch_size])).to(device)
+        with autocast(device, amp):
+            out.append(model(x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, *np.shape(inputs)[1:]), np.float32)
+
+
+def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "auto", samples: int = 20) -> dict:
+    """Metrics of a trained run (its best checkpoint) on its own data and split.
+
+    Returns ``{split: result}`` and, in ``result["examples"]`` (not JSON), the first ``samples``
+    inputs, truths and predictions, and in ``result["joint"]`` the (truth, prediction) histogram.
+    """
+    device = pick_device(device)
+    model, config = load_model(run_dir, "best", device)
+    inputs, fields, split = load_arrays(config)
+    out = {}
+    for name in splits:
+        index = split[name]
+        if len(index) == 0:
+            continue
+        metrics = FieldMetrics()
+        examples = None
+        for lo in range(0, len(index), batch_size):
+            part = index[lo : lo + batch_size]
+            x, y = inputs[part], fields[part]
+            p = predict(model, x, batch_size, device, config.amp)
+            metrics.update(p, y)
+            if examples is None:
+                k = min(samples, len(part))
+                examples = {"inputs": x[:k, 0], "truth": y[:k, 0], "prediction": p[:k, 0]}
+        result = metrics.result()
+        result["n_samples"] = int(len(index))
+        result["examples"] = examples
+        result["joint"] = metrics.joint
+        out[name] = result
+    return out

@@ -1,0 +1,87 @@
+"""Data only: Table 2's fourteen models and the presets that train them.
+
+A preset is a set of :class:`~pydiff.config.TrainConfig` defaults (data size, width, optimiser,
+epochs); every value can be overridden.  ``paper`` is the original code's set-up, made faithful
+to its Flux.jl networks (docs/flux-parity.md); ``quick`` trains one model on a 2-core CPU in
+minutes; ``smoke`` takes seconds and exists for the tests.  Nothing here trains or imports torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+TABLE2_CSV = Path(__file__).resolve().parents[1] / "data" / "paper_table2.csv"
+LATTICE = 100  # Table 1's shapes fix the image size of the 2021 networks
+
+
+@dataclass(frozen=True)
+class PaperModel:
+    """One row of Table 2: hyper-parameters and the published test-set residuals."""
+
+    model: int
+    w: float
+    p1: float
+    p2: float
+    dropout: tuple[float, float, float, float]  # NaN where the network is off
+    loss: str
+    mean_res: float
+    p99_res: float
+    max_res: float
+
+
+def _float(text: str) -> float:
+    return float(text) if text.strip() else math.nan
+
+
+def table2() -> dict[int, PaperModel]:
+    """The published Table 2, read from ``data/paper_table2.csv``."""
+    if not TABLE2_CSV.is_file():
+        raise ConfigError(f"{TABLE2_CSV} is missing; install pydiff from its repository (pip install -e .)")
+    rows = {}
+    with open(TABLE2_CSV, newline="") as f:
+        for r in csv.DictReader(f):
+            rows[int(r["model"])] = PaperModel(
+                model=int(r["model"]), w=float(r["w"]), p1=float(r["p1"]), p2=float(r["p2"]),
+                dropout=tuple(_float(r[k]) for k in ("D1", "D2", "D3", "D4")), loss=r["loss"],
+                mean_res=float(r["mean_res"]), p99_res=float(r["p99_res"]), max_res=float(r["max_res"]),
+            )
+    return rows
+
+
+def paper_model(model_id: int) -> PaperModel:
+    """Row ``model_id`` of Table 2; :class:`ConfigError` for an id outside 1..14."""
+    rows = table2()
+    if model_id not in rows:
+        raise ConfigError(f"unknown model id {model_id}; Table 2 has models {min(rows)}-{max(rows)}")
+    return rows[model_id]
+
+
+# `paper`: the original DiffSolve.jl (Adam 5e-6, batch 25, 800 epochs, Flux's Glorot-uniform
+# initialisation, fixed batches whose order is shuffled each epoch).  `quick`: see docs/training.md.
+PRESETS: dict[str, dict] = {
+    "paper": {
+        "n_samples": 20000, "width": 1.0, "batch_size": 25, "lr": 5e-6, "lr_schedule": "constant",
+        "epochs": 800, "output_scale": None, "init": "flux", "rollback": "paper", "shuffle": "batches",
+        "checkpoint_every": 10,
+    },
+    "quick": {
+        "n_samples": 2000, "width": 0.125, "batch_size": 16, "lr": 1e-3, "lr_schedule": "cosine",
+        "epochs": 50, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
+    },
+    "smoke": {
+        "n_samples": 40, "width": 0.0625, "batch_size": 8, "lr": 1e-3, "lr_schedule": "cosine",
+        "epochs": 3, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
+    },
+}
+
+
+def preset(name: str) -> dict:
+    """A copy of preset ``name``'s values; :class:`ConfigError` for an unknown name."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
