@@ -1,6 +1,6 @@
 """The HDF5 data set (format version 1): streamed, atomic, resumable writing; checked reading.
 
-Layout (see docs/data-format.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
+Layout (see docs/problem.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
 (n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32 and ``field_max`` (n,) float32; the
 problem, the backend, the seed and ``n_complete`` (rows that are final) as file attributes.
 

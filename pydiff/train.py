@@ -149,11 +149,15 @@ class Trainer:
             group["lr"] = lr_at(self.config, epoch)
         total = torch.zeros((), device=self.device)
         single = self.ctx.world_size == 1
-        for batch in self._batches():
+        global_batches = self._batches()
+        mine = [distributed.rank_slice(batch, self.ctx) for batch in global_batches]
+        # One host-to-device copy of the epoch's indices: a copy per step would wait for the GPU.
+        indices = torch.cat(mine).to(self.device, non_blocking=True).split([len(b) for b in mine])
+        global_sizes = [len(batch) for batch in global_batches]
+        for index, size in zip(indices, global_sizes):
             if single and self.stop_signal is not None:
                 raise _Stop
-            index = distributed.rank_slice(batch, self.ctx).to(self.device)
-            scale = self.ctx.world_size / (len(batch) * self.pixels)
+            scale = self.ctx.world_size / (size * self.pixels)
             total += train_step(self.network, self.optimizer, self.x_train[index], self.y_train[index],
                                 self.loss_sum, scale, self.device, self.config.amp)
         distributed.all_reduce_sum(total, self.ctx)
@@ -166,10 +170,9 @@ class Trainer:
         if n == 0:
             return math.nan
         self.network.eval()
-        mine = distributed.rank_slice(torch.arange(n), self.ctx)
+        mine = distributed.rank_slice(torch.arange(n, device=self.device), self.ctx)
         total = torch.zeros((), device=self.device)
-        for part in torch.split(mine, self.config.eval_batch_size):
-            index = part.to(self.device)
+        for index in torch.split(mine, self.config.eval_batch_size):
             with autocast(self.device, self.config.amp):
                 prediction = self.network(self.x_val[index])
             total += self.loss_sum(prediction.float(), self.y_val[index])
@@ -381,8 +384,9 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
         x_val, y_val = x_train, y_train
 
     module = distributed.sync_batchnorm(rundir.build_model(config), ctx).to(ctx.device)
-    if ctx.device.type == "cuda":  # channels-last convolutions are faster on tensor cores
-        module = module.to(memory_format=torch.channels_last)
+    if ctx.device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+        torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
     network = distributed.wrap(module, ctx)
     if config.compile != "off":
         network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
