@@ -258,6 +258,9 @@ def training_options(command):
                      help="NN2's encoder: Table 1's shapes (100-50-25-12-6-3-1, default) or the original code's padded second pool (100-50-26-13-6-3-1)."),
         click.option("--output-scale", type=float, help="Initial scale of the final BatchNorms (default 1; quick: 0.14)."),
         click.option("--output-shift", type=float, help="Initial bias of the final BatchNorms, split between the networks (quick: 0.095)."),
+        click.option("--recalibrate-bn/--no-recalibrate-bn", "recalibrate_bn", default=None,
+                     help="At the end, recompute the BatchNorm statistics of the best weights with dropout off "
+                     "(corrects the variance shift of dropout before BatchNorm; quick: on, paper: off)."),
         click.option("--checkpoint-every", type=int, help="Epochs between checkpoints (default 10); SIGINT/SIGTERM also write one."),
         click.option("--compile", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
                      help="torch.compile the model (reduce-overhead adds CUDA graphs); off by default."),

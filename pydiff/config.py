@@ -51,6 +51,7 @@ class TrainConfig:
     rollback_m: int = 20
     rollback_s: int = 5
     early_stop: int = 0  # stop after this many epochs without a better held-out loss (0: never)
+    recalibrate_bn: bool = False  # at the end, BatchNorm statistics of the best weights recomputed with dropout off
     checkpoint_every: int = 10  # epochs between checkpoints (last.pt, best.pt); also on SIGINT/SIGTERM
     seed: int = 0
     device: str = "auto"

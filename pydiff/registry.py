@@ -70,12 +70,14 @@ PRESETS: dict[str, dict] = {
         "checkpoint_every": 10,
     },
     "quick": {
-        "n_samples": 2000, "width": 0.125, "batch_size": 16, "lr": 1e-3, "lr_schedule": "cosine",
-        "epochs": 50, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
+        "n_samples": 10000, "width": 0.125, "batch_size": 16, "lr": 1e-3, "lr_schedule": "cosine",
+        "epochs": 9, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
+        "recalibrate_bn": True,
     },
     "smoke": {
         "n_samples": 40, "width": 0.0625, "batch_size": 8, "lr": 1e-3, "lr_schedule": "cosine",
         "epochs": 3, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
+        "recalibrate_bn": True,
     },
 }
 

@@ -127,7 +127,10 @@ def load_checkpoint(run_dir, device="cpu") -> dict:
         raise DataFileError(f"{path}: unreadable checkpoint ({type(exc).__name__}); start a new run "
                             "or remove it") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise DataFileError(f"{path}: not a pydiff checkpoint")
+        older = isinstance(checkpoint, dict) and "optimizer" in checkpoint and "rollback" in checkpoint
+        raise DataFileError(f"{path}: " + ("a checkpoint of pydiff 0.1's first format, which cannot be resumed "
+                                           "here; its best.pt still evaluates; train into a new --out"
+                                           if older else "not a pydiff checkpoint"))
     if checkpoint.get("version") != CHECKPOINT_VERSION:
         raise DataFileError(f"{path}: checkpoint version {checkpoint.get('version')}, this pydiff reads "
                             f"version {CHECKPOINT_VERSION}; retrain, or finish it with the pydiff that wrote it")

@@ -80,6 +80,36 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Cal
     return total.detach()
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(network, module, inputs: torch.Tensor, batch_size: int, ctx: distributed.Context,
+                          amp: bool = True) -> None:
+    """Recompute every BatchNorm's running statistics of ``module`` over ``inputs``, dropout off.
+
+    Table 1 puts element-wise dropout right before BatchNorms (D1 and D2 in NN1, D4 before NN2's
+    last layers).  During training those BatchNorms record the variance of dropped-out inputs;
+    at evaluation, without dropout, the variance is smaller, and normalising it by the recorded
+    one shrinks the output towards its mean: the peaks come out low (the "variance shift" of
+    dropout before batch normalisation).  One pass over the training inputs in evaluation mode
+    for dropout and training mode for the BatchNorms, averaging all batches equally, records the
+    statistics that evaluation actually meets.
+    """
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    network.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+        norm.train()
+    try:
+        for batch in torch.split(torch.arange(len(inputs), device=inputs.device), batch_size):
+            with autocast(ctx.device, amp):  # every rank takes part in every batch's statistics
+                network(inputs[distributed.rank_slice(batch, ctx)])
+    finally:
+        for norm, momentum in zip(norms, saved):
+            norm.momentum = momentum
+        network.eval()
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -327,6 +357,10 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        if config.recalibrate_bn and self.best_weights is not None:
+            self.module.load_state_dict(self.best_weights)
+            recalibrate_batchnorm(self.network, self.module, self.x_train, config.eval_batch_size, self.ctx, config.amp)
+            self._remember_best(self.best_epoch, self.best_val)
         self.save()
         result = TrainResult(self.run_dir, self.best_epoch, self.best_val, self.last_epoch + 1, self.rollback.count,
                              self.seconds(), self.bytes_written, self.log)

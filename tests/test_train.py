@@ -105,6 +105,19 @@ def test_best_pt_holds_weights_only(data, tmp_path):
     assert set(best) == {"model", "epoch", "val_loss"}
     model, _ = load_model(tmp_path / "run")
     assert same_weights(best["model"], model.state_dict())
+    last, _ = load_model(tmp_path / "run", "last")
+    assert same_weights(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["model"],
+                        last.state_dict())
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(data, tmp_path):
+    train(smoke(data, epochs=1), tmp_path / "run", progress=False)
+    (tmp_path / "run" / "last.pt").write_bytes(b"garbage")
+    with pytest.raises(DataFileError, match="unreadable checkpoint"):
+        train(smoke(data, epochs=2), tmp_path / "run", resume=True, progress=False)
+    torch.save({"model": {}, "optimizer": {}, "rollback": {}}, tmp_path / "run" / "last.pt")
+    with pytest.raises(DataFileError, match="first format"):
+        train(smoke(data, epochs=2), tmp_path / "run", resume=True, progress=False)
 
 
 def test_checkpoints_write_at_most_a_fifth_of_the_training_state_per_epoch(data, tmp_path):
@@ -168,16 +181,17 @@ def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(data, tmp_path, u
     assert_same_run(uninterrupted, run)
 
 
-def test_sigterm_writes_a_checkpoint_and_the_run_resumes_exactly(data, tmp_path, uninterrupted):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes_exactly(data, tmp_path, uninterrupted, signum):
     run = tmp_path / "run"
     process = start_training(data, run)
     wait_for_epochs(process, run, 3)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)  # a scheduler's pre-emption, or Ctrl-C
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and "it/s" not in line and "epoch" not in line[:6]]
-    assert any("stopped by SIGTERM after epoch" in line and "--resume" in line for line in stderr.splitlines())
-    assert "Traceback" not in stderr and lines
+    assert process.returncode == 128 + signum, stderr
+    last = stderr.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith(f"pydiff: error: stopped by {signal.Signals(signum).name} after epoch"), stderr
+    assert "--resume" in last and "Traceback" not in stderr
     checkpoint = torch.load(run / "last.pt", weights_only=False)
     assert checkpoint["resume_epoch"] < 11 and not (run / "result.json").exists()
     train(smoke(data, **RUN_OPTIONS), run, resume=True, progress=False)
@@ -235,3 +249,23 @@ def test_cli_train_and_model(data, tmp_path):
     assert "trained model 12" in result.stdout
     table = pydiff("model", "--id", 9)
     assert table.returncode == 0 and "2048 x 1 x 1" in table.stdout and "ConvT 4x4" in table.stdout
+
+
+def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
+    from pydiff.distributed import Context
+    from pydiff.train import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Dropout(0.5), torch.nn.BatchNorm2d(3))
+    x = torch.randn(40, 1, 8, 8)
+    net.train()
+    for _ in range(20):  # training-mode statistics: variance inflated by the dropout
+        net(x[torch.randperm(40)[:10]])
+    inflated = net[2].running_var.clone()
+    recalibrate_batchnorm(net, net, x, 10, Context())
+    with torch.no_grad():
+        clean = net[0](x)
+    per_batch_var = torch.stack([clean[i:i + 10].var(dim=(0, 2, 3)) for i in range(0, 40, 10)])
+    torch.testing.assert_close(net[2].running_mean, clean.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(net[2].running_var, per_batch_var.mean(0))  # unbiased, batches averaged
+    assert torch.all(net[2].running_var < inflated) and net[2].momentum == 0.1 and not net.training
