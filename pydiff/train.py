@@ -155,7 +155,6 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.log: list[dict] = []
         self.start_epoch, self.replay_until, self.last_epoch = 0, -1, -1
-        self.current_key: int | None = None
         self.best_val, self.best_epoch, self.best_weights, self.best_saved = math.inf, -1, None, True
         self.seconds_before, self.bytes_written, self.clock = 0.0, 0, time.perf_counter()
         self.stop_signal: int | None = None
@@ -219,15 +218,15 @@ class Trainer:
                 "python_rng": random.getstate()}
 
     def _roll(self, epoch: int, train_loss: float):
-        """Apply the roll-back decision for ``epoch``; every kept epoch's state is captured."""
+        """Apply the roll-back decision for ``epoch``.  Every kept epoch's state is captured; the
+        pool keeps what a later roll-back may restore and the current state (a checkpoint's
+        source), nothing else."""
         decision = self.rollback.update(train_loss, epoch)
         if decision is None:
-            self.current_key = epoch
             self.pool.retain(self.rollback.live_keys() - {epoch})
             self.pool.capture(epoch, self._meta(epoch))
         else:
             self.pool.restore(decision.key, optimizer=decision.optimizer)
-            self.current_key = decision.key
             self.pool.retain(self.rollback.live_keys() | {decision.key})
         return decision
 
@@ -264,7 +263,6 @@ class Trainer:
             torch.cuda.set_rng_state(meta["cuda_rng"], self.device)
         e = checkpoint["replay_from"]
         self.pool.capture(e, meta)
-        self.current_key = e
         best = checkpoint["best"]
         self.best_weights, self.best_epoch, self.best_val = best["model"], best["epoch"], best["val_loss"]
         self.log = list(checkpoint["log"])
