@@ -103,3 +103,12 @@ def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path):
     assert {p.name for p in (tmp_path / "ddp").iterdir()} == {"config.json", "last.pt", "best.pt", "log.csv",
                                                               "result.json"}
     assert json.loads((tmp_path / "ddp" / "result.json").read_text())["world_size"] == 2
+
+
+def test_reproduce_under_torchrun_makes_the_data_once_and_reports_once(tmp_path):
+    result = torchrun("-m", "pydiff", "reproduce", "--model", 9, "--preset", "smoke", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("== model 9") == 1 and result.stdout.count("mean res (ours)") == 1
+    run = tmp_path / "runs" / "smoke" / "model09-seed0"
+    assert json.loads((run / "result.json").read_text())["world_size"] == 2
+    assert (run / "metrics.json").is_file() and len(list((tmp_path / "data").glob("*.h5"))) == 1
