@@ -141,3 +141,40 @@ def test_normalise_gives_unit_maximum(rng):
 def test_wrong_image_shape_is_a_config_error(small_problem):
     with pytest.raises(ConfigError, match=r"shape \(batch, 24, 24\)"):
         run("spectral", small_problem, np.zeros((2, 10, 10)))
+
+
+def many_source_images(L, counts, seed=0):
+    """Images of 1-20 radius-5 disks with amplitudes in [0.01, 1], added up (the 2024 recipe)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[1 : L + 1, 1 : L + 1]
+    images = np.zeros((len(counts), L, L))
+    for s, k in enumerate(counts):
+        for _ in range(k):
+            cx, cy = rng.integers(5, L - 4, 2)
+            images[s] += rng.uniform(0.01, 1.0) * (((x - cx) ** 2 + (y - cy) ** 2) <= 25)
+        images[s] /= images[s].max()
+    return images.astype(np.float32)
+
+
+@pytest.mark.parametrize("L", [100, 131])
+def test_fft_and_matrix_forms_of_the_spectral_solver_agree(L):
+    images = many_source_images(L, [1, 2, 7, 20])
+    fft, _ = solve(images, Problem(lattice=L), "spectral", method="fft")
+    matrix, _ = solve(images, Problem(lattice=L), "spectral", method="matrix")
+    assert np.abs(fft - matrix).max() < 2e-6
+
+
+def test_fields_at_L128_with_1_to_20_sources_equal_an_independent_sparse_solve():
+    # The sparse LU steady state differs from u(3000) by the transient left at t = 3000, ~7e-6 here.
+    problem = Problem(lattice=128)
+    images = many_source_images(128, [1, 2, 5, 10, 15, 20], seed=3)
+    fft, _ = solve(images, problem, "spectral", method="fft")
+    sparse, _ = solve(images, problem, "direct")
+    assert np.abs(fft - sparse).max() < 1e-5
+
+
+def test_spectral_method_choice():
+    assert make_solver("spectral", Problem()).method == "matrix"
+    assert make_solver("spectral", Problem(lattice=300)).method == "fft"
+    with pytest.raises(ConfigError, match="spectral method"):
+        make_solver("spectral", Problem(), method="dct")

@@ -4,7 +4,7 @@
 >>> fields, field_max = solve(images, problem, backend="spectral")
 
 Every backend maps a batch of source images ``(b, L, L)`` to ``u(t_max)``, the unnormalised
-field, in float64; :func:`solve` normalises it.  Backends that hold state (a factorisation, a
+field, in float64 (the spectral FFT form: float32); :func:`solve` normalises it.  Backends that hold state (a factorisation, a
 Julia worker process) are made once with :func:`make_solver` and closed after the run:
 
 >>> with make_solver("direct", problem) as solver:

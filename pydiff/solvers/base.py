@@ -22,7 +22,8 @@ class Solver:
         self.problem = problem
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """``u(t_max)`` of each image: (b, L, L) in, (b, L, L) float64 out (unnormalised)."""
+        """``u(t_max)`` of each image: (b, L, L) in, (b, L, L) out (unnormalised; float64, or
+        float32 where a backend documents that it is exact to 1e-6 that way)."""
         images = np.asarray(images)
         L = self.problem.lattice
         if images.ndim != 3 or images.shape[1:] != (L, L):

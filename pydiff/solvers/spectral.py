@@ -8,15 +8,24 @@ maps to and from.  Each mode of ``du/dt = K u + s, u(0) = s`` evolves alone:
 
 so one forward and one inverse transform give u(t_max) to float64 rounding.
 
-For L = 100 the transform is done as products with the (L, L) orthonormal sine matrix: four
-batched BLAS matrix products run about four times faster on two cores than pocketfft's DST-I
-(which pads to a length-2(L+1) FFT), at the same float64 accuracy.
+Two ways to apply the transform (``method``):
+
+- ``matrix``: products with the (L, L) orthonormal sine matrix in float64, O(L^3) per sample.
+  At L = 100 four batched BLAS products run about twice as fast as pocketfft's DST-I (which
+  works on a length-2(L+1) FFT).
+- ``fft``: ``scipy.fft.dstn(type=1)`` in float32, O(L^2 log L).  Normalised fields agree with
+  the float64 matrix form to about 1e-6 (L = 100...512).  Measured on 2 cores, per sample:
+  0.4 vs 0.9 ms at L = 100, 3.3 vs 6.0 ms at L = 256 (2(L+1) = 514 = 2 * 257 is a poor FFT
+  length), 15.6 vs 5.4 ms at L = 512.
+
+``auto`` takes the matrix form up to L = 256 and the FFT above.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..problem import Problem
 from .base import Solver, laplacian_eigenvalues
 
@@ -35,17 +44,36 @@ def sine_matrix(L: int) -> np.ndarray:
     return np.sqrt(2.0 / (L + 1)) * np.sin(np.pi * np.outer(k, k) / (L + 1))
 
 
+FFT_ABOVE = 256  # lattices larger than this use the FFT form under method="auto"
+METHODS = ("auto", "matrix", "fft")
+
+
 class SpectralSolver(Solver):
-    """The reference backend: exact, batched, float64 (BLAS threads use every core)."""
+    """The reference backend: exact and batched (threads use every core).
+
+    Args:
+        problem: the problem (production sources).
+        method: "auto", "matrix" (float64) or "fft" (float32), see the module doc.
+    """
 
     name = "spectral"
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, method: str = "auto") -> None:
         super().__init__(problem)
-        self.sine = sine_matrix(problem.lattice)
+        if method not in METHODS:
+            raise ConfigError(f"unknown spectral method {method!r}; choose one of {', '.join(METHODS)}")
+        if method == "auto":
+            method = "fft" if problem.lattice > FFT_ABOVE else "matrix"
+        self.method = method
         self.transfer = transfer_function(problem)
+        if method == "matrix":
+            self.sine = sine_matrix(problem.lattice)
+        else:
+            self.transfer = self.transfer.astype(np.float32)
 
     def _solve(self, images: np.ndarray) -> np.ndarray:
+        if self.method == "fft":
+            return self._solve_fft(images)
         S = self.sine
         u = images.astype(np.float64)
         work = np.empty_like(u)
@@ -55,3 +83,11 @@ class SpectralSolver(Solver):
         np.matmul(u, S, out=work)
         np.matmul(S, work, out=u)  # the DST-I is its own inverse
         return u
+
+    def _solve_fft(self, images: np.ndarray) -> np.ndarray:
+        """The same in float32 with scipy's DST-I (orthonormal, its own inverse): (b, L, L) float32."""
+        import scipy.fft
+
+        u = scipy.fft.dstn(np.asarray(images, dtype=np.float32), type=1, axes=(1, 2), norm="ortho", workers=-1)
+        u *= self.transfer
+        return scipy.fft.dstn(u, type=1, axes=(1, 2), norm="ortho", workers=-1, overwrite_x=True)
