@@ -82,7 +82,11 @@ def problem_options(command):
     options = [
         click.option("--lattice", default=100, show_default=True, help="Cells per side L of the square lattice."),
         click.option("--radius", default=5, show_default=True, help="Source disk radius, in cells."),
-        click.option("--n-sources", default=2, show_default=True, help="Disks per image."),
+        click.option("--n-sources", default="2", show_default=True,
+                     help="Disks per image, or a range such as 1-20 (--setup paper2024: every count equally often)."),
+        click.option("--setup", type=click.Choice(["paper2021", "paper2024"]), default="paper2021", show_default=True,
+                     help="Source recipe: paper2021 (genData.jl: img = img*U + disk in turn) or paper2024 "
+                     "(runSim.jl: each disk added with an amplitude uniform in [0.01, 1])."),
         click.option("--D", "D", default=1.0, show_default=True, help="Diffusion constant (cells^2 per time unit)."),
         click.option("--gamma", default=1 / 400, show_default="1/400", help="Decay rate (per time unit)."),
         click.option("--t-max", default=3000.0, show_default=True, help="Integration time of the ODE."),
@@ -100,10 +104,16 @@ def problem_options(command):
     return command
 
 
-def make_problem(lattice, radius, n_sources, D, gamma, t_max, source_model):
+def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model):
+    from .errors import ConfigError
     from .problem import Problem
 
-    return Problem(lattice, radius, n_sources, D, gamma, t_max, source_model)
+    low, _, high = str(n_sources).partition("-")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise ConfigError(f"--n-sources takes a count or a range like 1-20, got {n_sources!r}") from None
+    return Problem(lattice, radius, high, D, gamma, t_max, source_model, setup, low)
 
 
 BACKEND_HELP = "Solver: spectral (exact, fast), timestep (RKC time integration), direct (sparse LU), julia (DifferentialEquations.jl)."
@@ -120,9 +130,9 @@ BACKEND_HELP = "Solver: spectral (exact, fast), timestep (RKC time integration),
 @click.option("--overwrite", is_flag=True, help="Replace an existing file (kept until the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors()
-def generate(n, out, seed, backend, lattice, radius, n_sources, D, gamma, t_max, source_model,
+def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma, t_max, source_model,
              batch_size, resume, overwrite, quiet):
-    """Sample two-source images, solve for their fields, and write an HDF5 data set.
+    """Sample source images, solve for their fields, and write an HDF5 data set.
 
     The file appears under its name only when complete; an interrupted run leaves OUT.partial,
     which --resume finishes.  The same seed gives the same data whatever the batch size.
@@ -131,7 +141,7 @@ def generate(n, out, seed, backend, lattice, radius, n_sources, D, gamma, t_max,
 
     from .dataset import generate as run
 
-    problem = make_problem(lattice, radius, n_sources, D, gamma, t_max, source_model)
+    problem = make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model)
     start = time.perf_counter()
     path = run(out, n, problem, seed=seed, backend=backend, batch_size=batch_size,
                resume=resume, overwrite=overwrite, progress=not quiet)
@@ -150,7 +160,8 @@ def info(file):
     attrs, rows = summary(file)
     state = "complete" if attrs["n_complete"] == attrs["n"] else f"INCOMPLETE ({attrs['n_complete']} of {attrs['n']} rows)"
     click.echo(f"{file}: pydiff data set, format version {attrs['format_version']}, {state}")
-    keys = ["n", "lattice", "n_sources", "radius", "D", "gamma", "t_max", "source_model", "backend", "seed", "pydiff_version"]
+    keys = ["n", "lattice", "setup", "n_sources", "min_sources", "radius", "D", "gamma", "t_max", "source_model",
+            "backend", "seed", "pydiff_version"]
     click.echo(pd.Series({k: attrs.get(k) for k in keys}, dtype=object).to_string())
     click.echo()
     click.echo(pd.DataFrame(rows).to_string(index=False))
@@ -165,7 +176,7 @@ def info(file):
               help="Largest allowed max-abs difference of normalised fields; exit status 1 above it.")
 @problem_options
 @reports_errors()
-def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, D, gamma, t_max, source_model):
+def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, setup, D, gamma, t_max, source_model):
     """Solve the same random inputs with several backends and compare their fields.
 
     Prints pairwise max-abs and mean-abs differences of the normalised fields and the time per
@@ -176,7 +187,7 @@ def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, D, gamma, t_m
 
     if n < 1:
         raise ConfigError(f"--n must be a positive integer, got {n}")
-    problem = make_problem(lattice, radius, n_sources, D, gamma, t_max, source_model)
+    problem = make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model)
     pairs, timings = run([b.strip() for b in backends.split(",") if b.strip()], problem, n=n, seed=seed)
     pairs["ok"] = pairs["max_abs"] <= tol
     click.echo(f"crosscheck of {n} random inputs (seed {seed}), tolerance {tol:g} on normalised fields\n")

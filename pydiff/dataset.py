@@ -1,8 +1,9 @@
-"""The HDF5 data set (format version 1): streamed, atomic, resumable writing; checked reading.
+"""The HDF5 data set (format version 2; version 1 is read too): streamed, atomic, resumable writing; checked reading.
 
 Layout (see docs/problem.md): datasets ``inputs`` and ``fields`` (n, L, L) float32, ``centers``
-(n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32 and ``field_max`` (n,) float32; the
-problem, the backend, the seed and ``n_complete`` (rows that are final) as file attributes.
+(n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32, ``field_max`` (n,) float32 and
+``source_count`` (n,) int16; the problem, the backend, the seed and ``n_complete`` (rows that
+are final) as file attributes.
 
 A file is written under ``NAME.partial`` and renamed to ``NAME`` only once every row is final,
 so a file under its own name is always complete; an interrupted run leaves the ``.partial``
@@ -25,8 +26,10 @@ from .errors import ConfigError, DataFileError
 from .problem import Problem, SourceDraw, sample_sources, source_images
 
 FORMAT = "pydiff.dataset"
-FORMAT_VERSION = 1
-ARRAYS = ("inputs", "fields", "centers", "values", "field_max")
+FORMAT_VERSION = 2  # 2: setup, min_sources and the per-sample source_count; 1 is still read
+READABLE_VERSIONS = (1, 2)
+ARRAYS = ("inputs", "fields", "centers", "values", "field_max", "source_count")
+ARRAYS_V1 = ARRAYS[:-1]
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -63,6 +66,7 @@ def _create(path: Path, attrs: dict, problem: Problem, n: int) -> h5py.File:
     f.create_dataset("centers", (n, k, 2), np.int16, chunks=(min(n, 4096), k, 2))
     f.create_dataset("values", (n, k), np.float32, chunks=(min(n, 4096), k))
     f.create_dataset("field_max", (n,), np.float32, chunks=(min(n, 4096),))
+    f.create_dataset("source_count", (n,), np.int16, chunks=(min(n, 4096),))
     f.attrs.update(attrs)
     f.attrs["n_complete"] = 0
     return f
@@ -77,12 +81,21 @@ def _plain(value):
     return value
 
 
-def _check_resumable(f: h5py.File, attrs: dict, path: Path) -> None:
-    """The partial file must have been started with exactly the requested parameters."""
+def _check_resumable(f: h5py.File, attrs: dict, path: Path, complete: bool = False) -> None:
+    """The file must have been started with exactly the requested parameters.
+
+    A complete file of format version 1 is accepted when its problem matches (it lacks only
+    attributes whose defaults it was made with); a partial one cannot be continued in version 2.
+    """
+    version = _plain(f.attrs.get("format_version"))
+    if version == 1 and not complete:
+        raise ConfigError(f"cannot resume {path}: it was started by an older pydiff (format version 1); "
+                          "use --overwrite to start over")
+    defaults = Problem.from_attrs(_attrs(f)).to_attrs() if version == 1 else {}
     for key, want in attrs.items():
-        if key == "pydiff_version":
+        if key == "pydiff_version" or (key == "format_version" and complete):
             continue
-        have = _plain(f.attrs.get(key))
+        have = _plain(f.attrs.get(key, defaults.get(key)))
         if have != want:
             raise ConfigError(
                 f"cannot resume {path}: it was started with {key}={have!r}, not {want!r}; "
@@ -144,7 +157,7 @@ def generate(
             raise ConfigError(f"{out} exists; pass --overwrite to replace it or --resume to finish it")
         f, _, _ = inspect(out)
         with f:
-            _check_resumable(f, attrs, out)
+            _check_resumable(f, attrs, out, complete=True)
         return out  # already complete with these parameters
     if tmp.exists() and not (resume or overwrite):
         raise ConfigError(
@@ -172,6 +185,7 @@ def generate(
                 f["centers"][lo:hi] = part.centers
                 f["values"][lo:hi] = part.values
                 f["field_max"][lo:hi] = field_max
+                f["source_count"][lo:hi] = part.source_count
                 f.attrs["n_complete"] = hi  # after the rows: a crash never over-counts
                 f.flush()
                 bar(hi - lo)
@@ -215,8 +229,9 @@ class _Bar:
 class GroundTruth:
     """A pydiff data set, read back.
 
-    ``inputs``, ``fields`` (n, L, L), ``centers`` (n, k, 2), ``values`` (n, k) and ``field_max``
-    (n,) are numpy arrays, or, when loaded with ``lazy=True``, h5py datasets read on indexing.
+    ``inputs``, ``fields`` (n, L, L), ``centers`` (n, k, 2), ``values`` (n, k), ``field_max``
+    and ``source_count`` (n,) are numpy arrays, or, when loaded with ``lazy=True``, h5py datasets
+    read on indexing (a version-1 file's ``source_count`` is made up: all ``n_sources``).
     ``ds[i]`` gives ``(input, field)`` as (1, L, L) float32 arrays, so a GroundTruth is a map-style
     data set for ``torch.utils.data.DataLoader``.
     """
@@ -229,6 +244,7 @@ class GroundTruth:
     centers: np.ndarray
     values: np.ndarray
     field_max: np.ndarray
+    source_count: np.ndarray
     _file: h5py.File | None = None
 
     def __len__(self) -> int:
@@ -260,6 +276,11 @@ def _attrs(f: h5py.File) -> dict:
     return {key: _plain(value) for key, value in f.attrs.items()}
 
 
+def _arrays(attrs: dict) -> tuple[str, ...]:
+    """The data sets a file of this format version holds."""
+    return ARRAYS_V1 if attrs.get("format_version") == 1 else ARRAYS
+
+
 def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
     """Open ``path`` read-only and check that it is a pydiff data set of a known version.
 
@@ -280,11 +301,12 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
         attrs = _attrs(f)
         if attrs.get("format") != FORMAT:
             raise DataFileError(f"{path}: not a pydiff data set (format attribute {attrs.get('format')!r})")
-        if attrs.get("format_version") != FORMAT_VERSION:
+        if attrs.get("format_version") not in READABLE_VERSIONS:
             raise DataFileError(
-                f"{path}: format version {attrs.get('format_version')!r}; this pydiff reads version {FORMAT_VERSION}"
+                f"{path}: format version {attrs.get('format_version')!r}; this pydiff reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
-        missing = [name for name in ARRAYS if name not in f]
+        missing = [name for name in _arrays(attrs) if name not in f]
         if missing or "n_complete" not in attrs or "n" not in attrs:
             raise DataFileError(f"{path}: incomplete pydiff data set (missing {', '.join(missing) or 'attributes'})")
         try:
@@ -292,8 +314,10 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
         except (KeyError, ValueError) as exc:
             raise DataFileError(f"{path}: bad problem attributes ({exc})") from None
         n, L, k = int(attrs["n"]), problem.lattice, problem.n_sources
-        expected = {"inputs": (n, L, L), "fields": (n, L, L), "centers": (n, k, 2), "values": (n, k), "field_max": (n,)}
-        for name, shape in expected.items():
+        expected = {"inputs": (n, L, L), "fields": (n, L, L), "centers": (n, k, 2), "values": (n, k), "field_max": (n,),
+                    "source_count": (n,)}
+        for name in _arrays(attrs):
+            shape = expected[name]
             if f[name].shape != shape:
                 raise DataFileError(f"{path}: dataset {name} has shape {f[name].shape}, expected {shape}")
         if not 0 <= int(attrs["n_complete"]) <= n:
@@ -322,14 +346,16 @@ def load(path: str | os.PathLike, lazy: bool = False, allow_partial: bool = Fals
         f.close()
         raise DataFileError(f"{path}: incomplete ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
     m = int(attrs["n_complete"])
+    made_up = {} if "source_count" in _arrays(attrs) else \
+        {"source_count": np.full(int(attrs["n"]), problem.n_sources, dtype=np.int16)}
     if lazy:
-        arrays = {name: f[name] for name in ARRAYS}
-        return GroundTruth(Path(path), attrs, problem, **arrays, _file=f)
+        arrays = {name: f[name] for name in _arrays(attrs)}
+        return GroundTruth(Path(path), attrs, problem, **arrays, **made_up, _file=f)
     try:
-        arrays = {name: f[name][:m] for name in ARRAYS}
+        arrays = {name: f[name][:m] for name in _arrays(attrs)}
     finally:
         f.close()
-    return GroundTruth(Path(path), attrs, problem, **arrays)
+    return GroundTruth(Path(path), attrs, problem, **arrays, **{k: v[:m] for k, v in made_up.items()})
 
 
 def summary(path: str | os.PathLike, block: int = 1024) -> tuple[dict, "list[dict]"]:
@@ -338,7 +364,7 @@ def summary(path: str | os.PathLike, block: int = 1024) -> tuple[dict, "list[dic
     rows = []
     with f:
         m = int(attrs["n_complete"])
-        for name in ARRAYS:
+        for name in _arrays(attrs):
             ds = f[name]
             lo, hi = np.inf, -np.inf
             for start in range(0, m, block):

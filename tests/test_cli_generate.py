@@ -143,3 +143,23 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
     a, b = load(out), load(whole)
     for name in ("inputs", "fields", "centers", "values", "field_max"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_generate_the_2024_problem_with_a_range_of_source_counts(tmp_path):
+    out = tmp_path / "many.h5"
+    result = pydiff("generate", "--setup", "paper2024", "--lattice", 32, "--radius", 3, "--n-sources", "1-4",
+                    "--n", 8, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = load(out)
+    assert data.problem.setup == "paper2024" and data.source_count.tolist() == [1, 2, 3, 4] * 2
+    info = pydiff("info", out)
+    assert "paper2024" in info.stdout and "source_count" in info.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--n-sources", "1-x"], "--n-sources takes a count or a range"),
+    (["--n-sources", "1-20"], "needs --setup paper2024"),
+])
+def test_generate_refuses_bad_source_counts(tmp_path, args, match):
+    assert_clean_failure(pydiff("generate", "--n", 4, "--out", tmp_path / "x.h5", *args), 2, match)
+    assert not list(tmp_path.iterdir())

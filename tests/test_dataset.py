@@ -189,3 +189,45 @@ def test_inputs_are_compressed_per_sample_and_fields_are_not(tmp_path):
     data = load(path)
     again = source_images(Problem(lattice=24, radius=3), sample_sources(Problem(lattice=24, radius=3), 12, 0))
     assert np.array_equal(data.inputs, again)  # lossless
+
+
+def test_version_2_files_store_the_source_count_of_each_sample(tmp_path):
+    problem = Problem(lattice=24, radius=3, n_sources=3, min_sources=1, setup="paper2024")
+    data = load(generate(tmp_path / "d.h5", 7, problem, progress=False))
+    assert data.attrs["format_version"] == 2 and data.problem == problem
+    assert data.source_count.tolist() == [1, 2, 3, 1, 2, 3, 1]
+    assert np.all(data.values[0, 1:] == 0) and np.all(data.values[2] > 0)
+
+
+def downgrade_to_version_1(path, complete=True):
+    """What pydiff 0.1 wrote: no source_count, setup or min_sources."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        del f["source_count"]
+        del f.attrs["setup"], f.attrs["min_sources"]
+        f.attrs["format_version"] = 1
+        if not complete:
+            f.attrs["n_complete"] = 2
+
+
+def test_version_1_files_are_still_read_and_reused(tmp_path):
+    path = generate(tmp_path / "old.h5", 6, Problem(lattice=24, radius=3), progress=False)
+    before = load(path)
+    downgrade_to_version_1(path)
+    old = load(path)
+    assert old.attrs["format_version"] == 1 and old.problem == Problem(lattice=24, radius=3)
+    assert old.source_count.tolist() == [2] * 6
+    np.testing.assert_array_equal(old.fields, before.fields)
+    # A cache of the same parameters is accepted as it is (reproduce's data cache).
+    assert generate(path, 6, Problem(lattice=24, radius=3), progress=False, resume=True) == path
+    with load(path, lazy=True) as lazy:
+        assert lazy.source_count.tolist() == [2] * 6
+
+
+def test_a_partial_version_1_file_is_not_continued(tmp_path):
+    path = generate(tmp_path / "old.h5", 6, Problem(lattice=24, radius=3), progress=False)
+    downgrade_to_version_1(path, complete=False)
+    path.rename(partial_path(tmp_path / "new.h5"))
+    with pytest.raises(ConfigError, match="older pydiff \\(format version 1\\)"):
+        generate(tmp_path / "new.h5", 6, Problem(lattice=24, radius=3), progress=False, resume=True)

@@ -95,3 +95,34 @@ def test_impossible_parameters_are_rejected(kwargs, message):
 def test_problem_round_trips_through_attributes():
     problem = Problem(lattice=40, radius=4, gamma=0.01, source_model="clamped")
     assert Problem.from_attrs(problem.to_attrs()) == problem
+
+
+def test_2024_recipe_cycles_the_source_counts_and_adds_amplitudes():
+    problem = Problem(lattice=64, n_sources=4, min_sources=1, setup="paper2024")
+    draw = sample_sources(problem, 12, seed=1)
+    assert draw.source_count.tolist() == [1, 2, 3, 4] * 3  # every count equally often
+    present = np.arange(4)[None, :] < draw.source_count[:, None]
+    assert np.all((draw.multipliers[present] >= 0.01) & (draw.multipliers[present] <= 1.0))
+    assert np.all(draw.multipliers[~present] == 0) and np.all(draw.centers[~present] == 0)
+    assert np.all((draw.centers[present] >= 5) & (draw.centers[present] <= 59))
+    np.testing.assert_array_equal(draw.values, draw.multipliers.astype(np.float32))
+
+
+def test_2024_images_add_each_disk_with_its_amplitude():
+    problem = Problem(lattice=40, radius=3, n_sources=2, setup="paper2024")
+    draw = SourceDraw(np.array([[[10, 10], [14, 10]]], np.int16), np.array([[0.6, 0.3]]), np.array([2]), "paper2024")
+    image = source_images(problem, draw)[0]
+    # By hand: cell (12, 10) lies in both disks (distance 2 from each): 0.6 + 0.3 = 0.9, the maximum.
+    assert image[11, 9] == pytest.approx(1.0)
+    assert image[9, 9] == pytest.approx(0.6 / 0.9)  # the first centre, in the first disk only
+    assert image[16, 9] == pytest.approx(0.3 / 0.9)  # x = 17 is in the second disk only
+    assert image[30, 30] == 0
+
+
+def test_a_range_of_counts_needs_the_2024_recipe():
+    with pytest.raises(ConfigError, match="paper2024"):
+        Problem(n_sources=20, min_sources=1)
+    with pytest.raises(ConfigError, match="smallest source count"):
+        Problem(n_sources=3, min_sources=5, setup="paper2024")
+    with pytest.raises(ConfigError, match="setup"):
+        Problem(setup="paper2023")
