@@ -126,12 +126,14 @@ BACKEND_HELP = "Solver: spectral (exact, fast), timestep (RKC time integration),
 @click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
 @problem_options
 @click.option("--batch-size", type=int, default=500, show_default=True, help="Samples solved and written at a time.")
+@click.option("--shard", help="i/k: write only part i (0-based) of k, for one job of a batch system; "
+              "join the parts with `pydiff merge`.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (same parameters).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file (kept until the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors()
 def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma, t_max, source_model,
-             batch_size, resume, overwrite, quiet):
+             batch_size, shard, resume, overwrite, quiet):
     """Sample source images, solve for their fields, and write an HDF5 data set.
 
     The file appears under its name only when complete; an interrupted run leaves OUT.partial,
@@ -141,11 +143,42 @@ def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma,
 
     from .dataset import generate as run
 
+    from .errors import ConfigError
+
     problem = make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model)
+    part = None
+    if shard is not None:
+        try:
+            part = tuple(int(v) for v in shard.split("/"))
+        except ValueError:
+            part = ()
+        if len(part) != 2:
+            raise ConfigError(f"--shard takes i/k, for example 3/16, got {shard!r}")
     start = time.perf_counter()
     path = run(out, n, problem, seed=seed, backend=backend, batch_size=batch_size,
-               resume=resume, overwrite=overwrite, progress=not quiet)
-    click.echo(f"wrote {path} ({n} samples, backend {backend}, {time.perf_counter() - start:.1f} s)")
+               resume=resume, overwrite=overwrite, progress=not quiet, shard=part)
+    what = f"part {part[0]} of {part[1]} of {n}" if part else f"{n}"
+    click.echo(f"wrote {path} ({what} samples, backend {backend}, {time.perf_counter() - start:.1f} s)")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("parts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+@reports_errors(data_error_code=2)
+def merge(out, parts, overwrite):
+    """Join the shards written by `generate --shard i/k` into OUT, one data set.
+
+    OUT holds HDF5 virtual data sets that point into the parts (no sample is copied): keep the
+    parts beside it.  The parts must be complete and together cover every sample once.
+
+    \b
+      pydiff merge data/many.h5 data/many-part*.h5
+    """
+    from .shards import merge as run
+
+    path = run(parts, out, overwrite=overwrite)
+    click.echo(f"wrote {path} (virtual, {len(parts)} parts)")
 
 
 @main.command(context_settings=CONTEXT)

@@ -114,6 +114,7 @@ def generate(
     overwrite: bool = False,
     progress: bool | Callable[[int], None] = True,
     solver_options: dict | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Path:
     """Sample ``n`` source images, solve them, and stream them into the HDF5 file ``out``.
 
@@ -129,6 +130,10 @@ def generate(
         overwrite: replace an existing ``out`` (kept until the new file is complete).
         progress: show a progress bar (True), none (False), or call ``progress(k)`` after each
             batch of ``k`` samples.
+        solver_options: keyword arguments of the backend (for example ``{"method": "fft"}``).
+        shard: ``(i, k)``: write only part i (0-based) of k of the ``n`` samples, for one job of
+            a batch system; sample j is the same whichever ``k`` made it, and
+            :func:`pydiff.shards.merge` joins the parts.
 
     Returns:
         The path of the complete file.
@@ -149,7 +154,10 @@ def generate(
         raise ConfigError("--resume and --overwrite exclude each other")
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {out.parent} does not exist; create it first")
-    attrs = _planned_attrs(problem, n, backend, seed)
+    lo, hi = shard_range(n, shard)
+    attrs = _planned_attrs(problem, hi - lo, backend, seed)
+    if shard is not None:
+        attrs.update(shard_index=int(shard[0]), shard_count=int(shard[1]), first_sample=lo, total=int(n))
     tmp = partial_path(out)
 
     if out.exists() and not overwrite:
@@ -166,7 +174,8 @@ def generate(
 
     # Build the solver before touching any file, so that a backend that cannot run leaves nothing.
     with make_solver(backend, problem, **(solver_options or {})) as solver:
-        draw = sample_sources(problem, n, seed)
+        draw = sample_sources(problem, n, seed)[lo:hi]  # every sample drawn: a shard's rows do not depend on k
+        n = hi - lo
         if resume and tmp.exists():
             f = _open_partial(tmp)
             _check_resumable(f, attrs, tmp)
@@ -194,6 +203,18 @@ def generate(
             bar.close()
     os.replace(tmp, out)
     return out
+
+
+def shard_range(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
+    """The samples ``[lo, hi)`` of part i of k (nearly equal consecutive parts); all for None."""
+    if shard is None:
+        return 0, int(n)
+    i, k = shard
+    if not (int(k) == k and k >= 1 and int(i) == i and 0 <= i < k):
+        raise ConfigError(f"--shard must be i/k with 0 <= i < k, got {i}/{k}")
+    if k > n:
+        raise ConfigError(f"cannot split {n} samples into {k} shards")
+    return int(i * n // k), int((i + 1) * n // k)
 
 
 def _open_partial(path: Path) -> h5py.File:

@@ -163,3 +163,15 @@ def test_generate_the_2024_problem_with_a_range_of_source_counts(tmp_path):
 def test_generate_refuses_bad_source_counts(tmp_path, args, match):
     assert_clean_failure(pydiff("generate", "--n", 4, "--out", tmp_path / "x.h5", *args), 2, match)
     assert not list(tmp_path.iterdir())
+
+
+def test_generate_in_shards_and_merge_from_the_command_line(tmp_path):
+    common = ["--setup", "paper2024", "--lattice", 24, "--radius", 3, "--n-sources", "1-3", "--n", 7, "--quiet"]
+    for i in range(2):
+        result = pydiff("generate", *common, "--shard", f"{i}/2", "--out", tmp_path / f"p{i}.h5")
+        assert result.returncode == 0, result.stderr
+    merged = pydiff("merge", tmp_path / "all.h5", tmp_path / "p0.h5", tmp_path / "p1.h5")
+    assert merged.returncode == 0, merged.stderr
+    assert len(load(tmp_path / "all.h5")) == 7
+    assert_clean_failure(pydiff("generate", *common, "--shard", "2/2", "--out", tmp_path / "x.h5"), 2, "--shard must be i/k")
+    assert_clean_failure(pydiff("merge", tmp_path / "bad.h5", tmp_path / "p1.h5"), 2, "leaves samples 0..2 missing")

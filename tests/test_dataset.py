@@ -231,3 +231,51 @@ def test_a_partial_version_1_file_is_not_continued(tmp_path):
     path.rename(partial_path(tmp_path / "new.h5"))
     with pytest.raises(ConfigError, match="older pydiff \\(format version 1\\)"):
         generate(tmp_path / "new.h5", 6, Problem(lattice=24, radius=3), progress=False, resume=True)
+
+
+# --- Shards and merge ---------------------------------------------------------------------------
+
+
+SHARD_PROBLEM = Problem(lattice=24, radius=3, n_sources=4, min_sources=1, setup="paper2024")
+
+
+def make_shards(directory, k, n=10, seed=5):
+    return [generate(directory / f"part{i}.h5", n, SHARD_PROBLEM, seed=seed, shard=(i, k), progress=False)
+            for i in range(k)]
+
+
+def test_shards_merge_into_the_unsharded_data_set_whatever_their_number(tmp_path, monkeypatch):
+    from pydiff.shards import merge
+
+    whole = load(generate(tmp_path / "whole.h5", 10, SHARD_PROBLEM, seed=5, progress=False))
+    for k in (3, 4):
+        directory = tmp_path / f"k{k}"
+        directory.mkdir()
+        parts = make_shards(directory, k)
+        assert [len(load(p)) for p in parts] == [(i + 1) * 10 // k - i * 10 // k for i in range(k)]
+        merged_path = merge(parts[::-1], directory / "merged.h5")  # any order
+        monkeypatch.chdir(tmp_path)  # the parts are found beside the merged file, not via the cwd
+        merged = load(merged_path)
+        assert len(merged) == 10 and merged.attrs["n_complete"] == 10 and "shard_index" not in merged.attrs
+        for name in ("inputs", "fields", "centers", "values", "field_max", "source_count"):
+            np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name), err_msg=name)
+        with load(merged_path, lazy=True) as lazy:
+            np.testing.assert_array_equal(lazy[7][1][0], whole.fields[7])
+
+
+def test_merge_refuses_parts_that_do_not_fit(tmp_path):
+    from pydiff.errors import DataFileError
+    from pydiff.shards import merge
+
+    parts = make_shards(tmp_path, 3)
+    with pytest.raises(DataFileError, match="samples 3..5 missing|leaves samples 3..5 missing"):
+        merge([parts[0], parts[2]], tmp_path / "m.h5")
+    with pytest.raises(DataFileError, match="missing"):
+        merge(parts[:2], tmp_path / "m.h5")
+    other = generate(tmp_path / "other.h5", 10, SHARD_PROBLEM, seed=6, shard=(2, 3), progress=False)
+    with pytest.raises(DataFileError, match="another data set \\(seed differ"):
+        merge([parts[0], parts[1], other], tmp_path / "m.h5")
+    plain = generate(tmp_path / "plain.h5", 4, SHARD_PROBLEM, progress=False)
+    with pytest.raises(DataFileError, match="not a shard"):
+        merge([plain], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
