@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pydiff"
 LAYERS = {
     0: {"version", "errors", "registry", "problem", "models", "losses", "metrics", "rollback"},
     1: {"solvers", "solvers.base", "solvers.spectral", "solvers.timestep", "solvers.direct", "solvers.julia",
-        "solvers.worker", "dataset", "shards", "config", "device", "distributed", "snapshots"},
+        "solvers.worker", "solvers.torch_spectral", "dataset", "shards", "config", "device", "distributed", "snapshots"},
     2: {"data", "rundir"},
     3: {"train", "evaluate"},
     4: {"figures", "report"},

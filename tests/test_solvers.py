@@ -24,7 +24,7 @@ def run(backend, problem, images, **options):
 
 
 def test_registry_names_every_backend():
-    assert set(BACKENDS) == {"spectral", "timestep", "direct", "julia"}
+    assert set(BACKENDS) == {"spectral", "timestep", "direct", "julia", "torch"}
     with pytest.raises(ConfigError, match="unknown backend 'fourier'"):
         make_solver("fourier", Problem())
 
@@ -178,3 +178,21 @@ def test_spectral_method_choice():
     assert make_solver("spectral", Problem(lattice=300)).method == "fft"
     with pytest.raises(ConfigError, match="spectral method"):
         make_solver("spectral", Problem(), method="dct")
+
+
+TORCH_DEVICES = ["cpu"] + (["cuda"] if __import__("torch").cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+@pytest.mark.parametrize("L", [24, 100])
+def test_the_torch_spectral_solver_equals_the_numpy_one(device, L):
+    import torch
+
+    problem = Problem(lattice=L, radius=3 if L < 50 else 5)
+    images = source_images(problem, sample_sources(problem, 5, seed=2))
+    with make_solver("spectral", problem) as reference, make_solver("torch", problem, device=device) as solver:
+        expected = reference(images)
+        on_device = solver.fields_of(torch.as_tensor(images, device=device))
+        assert on_device.device.type == device and on_device.dtype == torch.float64
+        np.testing.assert_allclose(on_device.cpu().numpy(), expected, rtol=1e-12, atol=1e-12 * expected.max())
+        np.testing.assert_allclose(solver(images), expected, rtol=1e-12, atol=1e-12 * expected.max())

@@ -17,6 +17,7 @@ spectral   exact u(t_max): 2-D DST-I diagonalises the operator (the reference)  
 timestep   adaptive Runge-Kutta-Chebyshev time integration to t_max (as ROCK2 does)     production
 direct     sparse LU of the steady state, factorised once (t_max -> infinity)          both
 julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       production
+torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  production
 =========  ==========================================================================  ===========
 """
 
@@ -36,6 +37,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "timestep": ("pydiff.solvers.timestep", "TimestepSolver"),
     "direct": ("pydiff.solvers.direct", "DirectSolver"),
     "julia": ("pydiff.solvers.julia", "JuliaSolver"),
+    "torch": ("pydiff.solvers.torch_spectral", "TorchSpectralSolver"),
 }
 
 BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
