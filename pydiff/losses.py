@@ -38,3 +38,26 @@ def weighted_loss(prediction: torch.Tensor, target: torch.Tensor, alpha: int, w:
     weight = torch.exp(-(1.0 - target) / w)
     terms = weight * (prediction - target).abs().pow(alpha)
     return terms.sum() if reduction == "sum" else terms.mean()
+
+
+# --- The 2024 code's losses (CustomLosses/ in jquetzalcoatl/DeepDiffusionSolver) ---------------
+
+
+def exponential_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha: int = 1, w: float = 1.0,
+                          reduction: str = "mean") -> torch.Tensor:
+    """``ExponentialMeanError``: mean of ``exp(-|1 - prediction| / w) * |prediction - target| ** alpha``.
+
+    Unlike Eq. 1, the 2024 code weights by the *prediction*, not the target, and the weight is
+    differentiated too.
+    """
+    terms = torch.exp(-(1.0 - prediction).abs() / w) * (prediction - target).abs().pow(alpha)
+    return terms.sum() if reduction == "sum" else terms.mean()
+
+
+def tanh_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha: int = 1, w: float = 1.0,
+                   w2: float = 2000.0, reduction: str = "mean") -> torch.Tensor:
+    """``HyperbolicTangentMeanError``: mean of ``(1 + w2 * tanh(w * target)) * |prediction - target| ** alpha``:
+    a step that weighs every pixel with a field (target > 0) about ``w2`` times more than the
+    empty background."""
+    terms = (1.0 + w2 * torch.tanh(w * target)) * (prediction - target).abs().pow(alpha)
+    return terms.sum() if reduction == "sum" else terms.mean()

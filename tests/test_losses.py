@@ -30,3 +30,18 @@ def test_names():
     assert (alpha_of("MAE"), alpha_of("MSE"), alpha_of("fourth-power")) == (1, 2, 4)
     with pytest.raises(ValueError, match="unknown loss"):
         alpha_of("huber")
+
+
+def test_the_2024_losses_by_hand():
+    from pydiff.losses import exponential_loss_2024, tanh_loss_2024
+
+    prediction = torch.tensor([[0.5, 1.0], [0.0, 0.2]])
+    target = torch.tensor([[0.0, 0.5], [0.0, 0.7]])
+    # exp(-|1 - p| / 2) * |p - t|: 0.5 e^-0.25, 0.5, 0, 0.5 e^-0.4
+    expected = (0.5 * math.exp(-0.25) + 0.5 + 0.5 * math.exp(-0.4)) / 4
+    assert exponential_loss_2024(prediction, target, alpha=1, w=2.0).item() == pytest.approx(expected, rel=1e-6)
+    # (1 + 2000 tanh(3 t)) * (p - t)^2: 0.25, (1 + 2000 tanh 1.5) 0.25, 0, (1 + 2000 tanh 2.1) 0.25
+    expected = 0.25 * (1 + (1 + 2000 * math.tanh(1.5)) + (1 + 2000 * math.tanh(2.1))) / 4
+    assert tanh_loss_2024(prediction, target, alpha=2, w=3.0).item() == pytest.approx(expected, rel=1e-6)
+    assert tanh_loss_2024(prediction, target, reduction="sum").item() == pytest.approx(
+        4 * tanh_loss_2024(prediction, target).item(), rel=1e-6)
