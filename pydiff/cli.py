@@ -281,7 +281,13 @@ def training_options(command):
     options = [
         click.option("--preset", type=click.Choice(["quick", "paper", "smoke"]), default="quick", show_default=True,
                      help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke (seconds)."),
-        click.option("--width", type=float, help="Channel multiplier of both networks (1 = Table 1)."),
+        click.option("--network", type=click.Choice(["surrogate", "encdec", "unet"]),
+                     help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
+                     "encoder-decoder and U-Net (any lattice)."),
+        click.option("--loss", help="Loss by name: MAE, MSE, fourth-power (Eq. 1-2, weight on the target), "
+                     "exp-MAE, exp-MSE, tanh-MAE, tanh-MSE (the 2024 code's); default: the Table 2 row's."),
+        click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
+        click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
         click.option("--batch-size", type=int, help="Global training batch size (paper: 25); K torchrun ranks take B/K each."),
         click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
@@ -337,8 +343,9 @@ def make_config(model, data, preset, **options):
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--model", "model_id", type=int, required=True, help="Table 2 model id (1-14).")
-@click.option("--data", type=click.Path(dir_okay=False), required=True, help="HDF5 data set from `pydiff generate` (100x100).")
+@click.option("--model", "model_id", type=int, help="Table 2 model id (1-14); needed for --network surrogate.")
+@click.option("--data", type=click.Path(dir_okay=False), required=True,
+              help="HDF5 data set from `pydiff generate` (100x100 for the 2021 surrogate, any lattice for the 2024 networks).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to create.")
 @training_options
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
@@ -351,15 +358,19 @@ def train(model_id, data, out, resume, **options):
     `torchrun --nproc-per-node=K -m pydiff train ...` the K ranks share each batch.
     """
     from .distributed import launched_rank, teardown
+    from .errors import ConfigError
     from .train import train as run
 
+    if model_id is None and options.get("network") in (None, "surrogate"):
+        raise ConfigError("give --model N (a Table 2 row) for the 2021 surrogate, or --network encdec/unet")
     config = make_config(model_id, data, **options)
     try:
         result = run(config, out, resume=resume)
     finally:
         teardown()
     if launched_rank() == 0:
-        click.echo(f"trained model {model_id} into {result.run_dir}: best epoch {result.best_epoch} "
+        what = f"model {model_id}" if model_id is not None else config.network
+        click.echo(f"trained {what} into {result.run_dir}: best epoch {result.best_epoch} "
                    f"(held-out loss {result.best_val_loss:.4g}), {result.rollbacks} roll-backs, {result.seconds:.0f} s")
 
 

@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .losses import ALPHAS
+from .losses import LOSSES
 from .models import INITS, POOLINGS
 from .registry import paper_model
 from .registry import preset as preset_values
 from .rollback import RULES
 
 SCHEDULES = ("constant", "cosine")
+NETWORKS = ("surrogate", "encdec", "unet")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net
 SHUFFLES = ("samples", "batches")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -29,11 +30,13 @@ class TrainConfig:
     data: str = ""
     model: int | None = None  # Table 2 id, for the record
     preset: str = ""  # the preset the defaults came from, for the record
+    network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024)
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)
     w: float = 1.0
-    loss: str = "MSE"
+    loss: str = "MSE"  # see pydiff.losses.LOSSES
+    loss_w2: float = 2000.0  # the tanh losses' step height
     width: float = 1.0
     output_scale: float | None = None
     output_shift: float | None = None
@@ -81,7 +84,8 @@ class TrainConfig:
             (self.rollback_m >= 1 and self.rollback_s >= 0, "rollback m must be >= 1 and s >= 0"),
             (self.checkpoint_every >= 1, f"checkpoint interval must be >= 1 epoch, got {self.checkpoint_every}"),
             (self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}"),
-            (self.loss in ALPHAS, f"unknown loss {self.loss!r}; choose one of {', '.join(ALPHAS)}"),
+            (self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}"),
+            (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
         ]
         for ok, message in checks:
             if not ok:

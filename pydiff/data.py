@@ -23,7 +23,7 @@ def split_indices(n: int, fractions, seed: int) -> dict[str, np.ndarray]:
 def load_arrays(config: TrainConfig):
     """Inputs and fields of the run's data file as numpy (n, 1, L, L) float32, and its split."""
     data = load(config.data)
-    if data.problem.lattice != LATTICE:
+    if config.network == "surrogate" and data.problem.lattice != LATTICE:
         raise DataFileError(
             f"{config.data}: lattice {data.problem.lattice}, but the networks of Table 1 need {LATTICE}x{LATTICE} images"
         )

@@ -1,4 +1,4 @@
-"""The paper's weighted loss (Eq. 1-2).
+"""The losses, by name: the 2021 paper's weighted loss (Eq. 1-2) and the 2024 code's.
 
     L = < exp(-(1 - y) / w) * |y_hat - y| ** alpha >   (mean over pixels and batch)
 
@@ -9,17 +9,6 @@ emphasises the sources; ``w`` = 1000 is nearly unweighted.
 from __future__ import annotations
 
 import torch
-
-ALPHAS = {"MAE": 1, "MSE": 2, "fourth-power": 4}
-
-
-def alpha_of(name: str) -> int:
-    """Exponent of a loss name (MAE 1, MSE 2, fourth-power 4)."""
-    try:
-        return ALPHAS[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(ALPHAS)}") from None
-
 
 def weighted_loss(prediction: torch.Tensor, target: torch.Tensor, alpha: int, w: float,
                   reduction: str = "mean") -> torch.Tensor:
@@ -61,3 +50,29 @@ def tanh_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha: int = 
     empty background."""
     terms = (1.0 + w2 * torch.tanh(w * target)) * (prediction - target).abs().pow(alpha)
     return terms.sum() if reduction == "sum" else terms.mean()
+
+
+# name -> (function, exponent alpha).  Eq. 1-2 weighs by the target, exp(-(1 - y) / w); "exp-*"
+# is the 2024 code's exponential weight on the prediction; "tanh-*" its step weight
+# 1 + w2 tanh(w y) (w2 = 2000 by default).
+LOSSES = {
+    "MAE": (weighted_loss, 1), "MSE": (weighted_loss, 2), "fourth-power": (weighted_loss, 4),
+    "exp-MAE": (exponential_loss_2024, 1), "exp-MSE": (exponential_loss_2024, 2),
+    "tanh-MAE": (tanh_loss_2024, 1), "tanh-MSE": (tanh_loss_2024, 2),
+}
+
+
+def make_loss(name: str, w: float, w2: float = 2000.0, reduction: str = "mean"):
+    """The loss ``name`` as ``loss(prediction, target)`` with its weights bound."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    function, alpha = LOSSES[name]
+    extra = {"w2": w2} if function is tanh_loss_2024 else {}
+    return lambda prediction, target: function(prediction, target, alpha=alpha, w=w, reduction=reduction, **extra)
+
+
+def alpha_of(name: str) -> int:
+    """Exponent of a loss name (MAE 1, MSE 2, fourth-power 4; the 2024 ones likewise)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name][1]

@@ -25,6 +25,7 @@ import torch
 
 from .config import TrainConfig
 from .errors import DataFileError
+from .encoder_decoder import EncoderDecoder, UNet
 from .models import Surrogate
 
 CONFIG = "config.json"
@@ -145,13 +146,17 @@ def save_best(weights: dict, epoch: int, val_loss: float, run_dir) -> int:
 # --- Models ------------------------------------------------------------------------------------
 
 
-def build_model(config: TrainConfig) -> Surrogate:
+def build_model(config: TrainConfig) -> torch.nn.Module:
     """The untrained network a config describes (seed torch first for a reproducible one)."""
+    if config.network == "encdec":
+        return EncoderDecoder(config.width)
+    if config.network == "unet":
+        return UNet(config.width)
     return Surrogate(config.p1, config.p2, config.dropout, config.width, config.output_scale, config.output_shift,
                      config.init, config.pooling)
 
 
-def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu") -> tuple[Surrogate, TrainConfig]:
+def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig]:
     """The trained model of a run directory and its config.
 
     ``which``: "best" (best.pt, the epoch with the lowest held-out loss) or "last" (the training

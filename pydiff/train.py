@@ -21,7 +21,6 @@ exactly the states (roll-backs included) that the uninterrupted run held; it log
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import random
 import signal
@@ -39,7 +38,7 @@ from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import load_arrays
 from .device import autocast
 from .errors import ConfigError, Interrupted
-from .losses import alpha_of, weighted_loss
+from .losses import make_loss
 from .rollback import RollBack
 from .snapshots import SnapshotPool
 
@@ -60,8 +59,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
 
 
 def loss_function(config: TrainConfig) -> Callable:
-    """Eq. 1-2 for the run's loss and w, summed over the batch (callers divide)."""
-    return functools.partial(weighted_loss, alpha=alpha_of(config.loss), w=config.w, reduction="sum")
+    """The run's loss with its weights, summed over the batch (callers divide)."""
+    return make_loss(config.loss, config.w, config.loss_w2, reduction="sum")
 
 
 def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Callable, scale: float,

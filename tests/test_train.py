@@ -269,3 +269,27 @@ def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
     torch.testing.assert_close(net[2].running_mean, clean.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(net[2].running_var, per_batch_var.mean(0))  # unbiased, batches averaged
     assert torch.all(net[2].running_var < inflated) and net[2].momentum == 0.1 and not net.training
+
+
+@pytest.mark.parametrize("network, loss", [("encdec", "exp-MAE"), ("unet", "tanh-MSE")])
+def test_the_2024_networks_train_on_any_lattice_with_the_2024_losses(tmp_path, network, loss):
+    path = generate(tmp_path / "many.h5", 30, Problem(lattice=40, radius=3, n_sources=3, min_sources=1,
+                                                      setup="paper2024"), progress=False)
+    config = config_for(None, "smoke", data=str(path), network=network, loss=loss, w=1.0, width=1 / 16,
+                        n_samples=30, epochs=4, lr=3e-3)
+    result = train(config, tmp_path / "run", progress=False)
+    losses = [row["val_loss"] for row in result.history]
+    assert min(losses[1:]) < losses[0]
+    model, saved = load_model(tmp_path / "run")
+    assert saved.network == network and type(model).__name__ == {"encdec": "EncoderDecoder", "unet": "UNet"}[network]
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 1, 40, 40)).shape == (1, 1, 40, 40)
+
+
+def test_cli_train_needs_a_model_for_the_surrogate(data, tmp_path):
+    result = pydiff("train", "--data", data, "--out", tmp_path / "run", "--preset", "smoke")
+    assert_clean_failure(result, 2, "give --model N")
+    result = pydiff("train", "--data", data, "--out", tmp_path / "run", "--preset", "smoke", "--network", "encdec",
+                    "--loss", "exp-MAE", "--width", 0.0625, "--epochs", 1)
+    assert result.returncode == 0, result.stderr
+    assert "trained encdec" in result.stdout
