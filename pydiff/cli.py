@@ -466,6 +466,11 @@ def evaluate(run_dir, splits, device):
     click.echo(f"  mean residual {test['mean_res']:.4g}, 99th percentile {test['p99_res']:.4g}, "
                f"max {test['max_res']:.4g}, mean relative residual {test['mean_rel_res']:.4g}, "
                f"gradient residual {test['grad_res']:.4g}")
+    if len(test.get("regions", [])) > 1:  # data with several source counts (the 2024 problem)
+        import pandas as pd
+
+        click.echo("mean absolute error per number of sources and region (test):")
+        click.echo(pd.DataFrame(test["regions"]).to_string(index=False, float_format=lambda v: f"{v:.3e}"))
     if metrics["model"]:
         print_comparison({metrics["model"]: test}, models=[metrics["model"]])
     click.echo(f"wrote {run_dir}/metrics.json and figures")

@@ -32,3 +32,10 @@ def load_arrays(config: TrainConfig):
         raise DataFileError(f"{config.data}: {n} samples are too few to split")
     split = split_indices(n, config.split, config.seed)
     return data.inputs[:n, None], data.fields[:n, None], split
+
+
+def source_counts(config: TrainConfig) -> np.ndarray:
+    """(n,) disks per sample of the run's data (the first ``n_samples``)."""
+    with load(config.data, lazy=True) as data:
+        n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
+        return np.asarray(data.source_count[:n])

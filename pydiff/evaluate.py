@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import load_arrays
+from .data import load_arrays, source_counts
 from .device import autocast, pick_device
-from .metrics import FieldMetrics
+from .metrics import FieldMetrics, RegionErrors
 from .rundir import load_model
 
 
@@ -27,28 +27,33 @@ def predict(model, inputs, batch_size: int = 100, device: torch.device | str = "
 def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "auto", samples: int = 20) -> dict:
     """Metrics of a trained run (its best checkpoint) on its own data and split.
 
-    Returns ``{split: result}`` and, in ``result["examples"]`` (not JSON), the first ``samples``
+    Returns ``{split: result}``, with ``result["regions"]`` the mean absolute error per source
+    count and region (:class:`~pydiff.metrics.RegionErrors`) and, in ``result["examples"]``
+    (not JSON), the first ``samples``
     inputs, truths and predictions, and in ``result["joint"]`` the (truth, prediction) histogram.
     """
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
     inputs, fields, split = load_arrays(config)
+    counts = source_counts(config)
     out = {}
     for name in splits:
         index = split[name]
         if len(index) == 0:
             continue
-        metrics = FieldMetrics()
+        metrics, regions = FieldMetrics(), RegionErrors()
         examples = None
         for lo in range(0, len(index), batch_size):
             part = index[lo : lo + batch_size]
             x, y = inputs[part], fields[part]
             p = predict(model, x, batch_size, device, config.amp)
             metrics.update(p, y)
+            regions.update(p, y, x, counts[part])
             if examples is None:
                 k = min(samples, len(part))
                 examples = {"inputs": x[:k, 0], "truth": y[:k, 0], "prediction": p[:k, 0]}
         result = metrics.result()
+        result["regions"] = regions.table()
         result["n_samples"] = int(len(index))
         result["examples"] = examples
         result["joint"] = metrics.joint

@@ -121,6 +121,45 @@ class FieldMetrics:
         }
 
 
+FIELD_BANDS = (("y>=0.2", 0.2, math.inf), ("0.1<=y<0.2", 0.1, 0.2), ("0.05<=y<0.1", 0.05, 0.1),
+               ("y<0.05", -math.inf, 0.05))
+
+
+class RegionErrors:
+    """Mean absolute error per number of sources and per region, as the 2024 papers report it:
+    inside the sources (pixels where the input is non-zero) and, outside them, in the bands of
+    the true field y >= 0.2, 0.1-0.2, 0.05-0.1 and below 0.05.  Streaming, like FieldMetrics."""
+
+    REGIONS = ("inside sources", *(name for name, _, _ in FIELD_BANDS), "all")
+
+    def __init__(self) -> None:
+        self.sums: dict[int, np.ndarray] = {}  # count -> (2, regions): residual sums, pixel counts
+
+    def update(self, prediction, truth, inputs, counts) -> None:
+        """Add a batch: (b, L, L) or (b, 1, L, L) arrays and the (b,) source counts."""
+        shape = np.shape(truth)[-2:]
+        p, y, x = (np.asarray(a, dtype=np.float64).reshape(-1, *shape) for a in (prediction, truth, inputs))
+        r = np.abs(p - y)
+        inside = x > 0
+        masks = [inside] + [~inside & (y >= low) & (y < high) for _, low, high in FIELD_BANDS] + [np.ones_like(inside)]
+        for count in np.unique(counts):
+            rows = np.asarray(counts) == count
+            sums = self.sums.setdefault(int(count), np.zeros((2, len(masks))))
+            for k, mask in enumerate(masks):
+                selected = mask[rows]
+                sums[0, k] += r[rows][selected].sum()
+                sums[1, k] += selected.sum()
+
+    def table(self) -> list[dict]:
+        """One row per source count: the mean absolute error in each region (NaN where empty)."""
+        rows = []
+        for count in sorted(self.sums):
+            total, pixels = self.sums[count]
+            rows.append({"n_sources": count, **{name: (t / c if c else math.nan)
+                                                for name, t, c in zip(self.REGIONS, total, pixels)}})
+        return rows
+
+
 def n_min(M: float, E: float, delta: float, epsilon: float) -> float:
     """Eq. 4: uses of the surrogate after which it beats the direct solver in total time.
 

@@ -82,3 +82,21 @@ def test_n_min_reproduces_the_paper():
     value = n_min(M=20000, E=12 * 3600, delta=1.16, epsilon=1.16e-3)
     assert 57000 < value < 57400
     assert n_min(M=10, E=1, delta=1.0, epsilon=2.0) == math.inf
+
+
+def test_region_errors_by_hand():
+    from pydiff.metrics import RegionErrors
+
+    truth = np.array([[[1.0, 0.3, 0.15], [0.07, 0.01, 0.0]], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]])
+    inputs = np.array([[[1.0, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    prediction = truth + np.array([[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], [[1.0] * 3, [1.0] * 3]])
+    regions = RegionErrors()
+    regions.update(prediction[:1], truth[:1], inputs[:1], [3])
+    regions.update(prediction[1:], truth[1:], inputs[1:], [5])
+    three, five = regions.table()
+    assert three["n_sources"] == 3 and five["n_sources"] == 5
+    assert three["inside sources"] == pytest.approx(0.1)
+    assert three["y>=0.2"] == pytest.approx(0.2)  # the source pixel counts inside, not in a band
+    assert three["0.1<=y<0.2"] == pytest.approx(0.3) and three["0.05<=y<0.1"] == pytest.approx(0.4)
+    assert three["y<0.05"] == pytest.approx((0.5 + 0.6) / 2) and three["all"] == pytest.approx(2.1 / 6)
+    assert five["y>=0.2"] == pytest.approx(1.0) and np.isnan(five["inside sources"])

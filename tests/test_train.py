@@ -284,6 +284,12 @@ def test_the_2024_networks_train_on_any_lattice_with_the_2024_losses(tmp_path, n
     assert saved.network == network and type(model).__name__ == {"encdec": "EncoderDecoder", "unet": "UNet"}[network]
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 1, 40, 40)).shape == (1, 1, 40, 40)
+    if network == "encdec":  # per source count and region, through the command line
+        result = pydiff("evaluate", tmp_path / "run")
+        assert result.returncode == 0, result.stderr
+        assert "per number of sources and region" in result.stdout and "inside sources" in result.stdout
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert [row["n_sources"] for row in metrics["test"]["regions"]] == [1, 2, 3]
 
 
 def test_cli_train_needs_a_model_for_the_surrogate(data, tmp_path):
