@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 
 from .dataset import ARRAYS, _attrs, inspect, partial_path
+from .errors import ConfigError, DataFileError
 
 SHARD_ATTRS = ("shard_index", "shard_count", "first_sample", "total")
 # Attributes every part of one data set shares (n, n_complete and the shard's own differ).
@@ -25,16 +26,10 @@ def _describe(path: Path) -> dict:
     f, attrs, _ = inspect(path)
     f.close()
     if not all(key in attrs for key in SHARD_ATTRS):
-        raise _error(f"{path}: not a shard (made without --shard)")
+        raise DataFileError(f"{path}: not a shard (made without --shard)")
     if int(attrs["n_complete"]) != int(attrs["n"]):
-        raise _error(f"{path}: incomplete shard ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
+        raise DataFileError(f"{path}: incomplete shard ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
     return attrs
-
-
-def _error(message: str):
-    from .errors import DataFileError
-
-    return DataFileError(message)
 
 
 def merge(parts, out, overwrite: bool = False) -> Path:
@@ -47,8 +42,6 @@ def merge(parts, out, overwrite: bool = False) -> Path:
         DataFileError: a part that is not a complete shard, or parts that do not fit together.
         ConfigError: ``out`` exists without ``overwrite``.
     """
-    from .errors import ConfigError
-
     out = Path(out)
     paths = [Path(p) for p in parts]
     if not paths:
@@ -66,14 +59,14 @@ def merge(parts, out, overwrite: bool = False) -> Path:
         other = {k: v for k, v in attrs.items() if k not in SHARED_IGNORED}
         if other != shared or int(attrs["total"]) != total:
             differing = sorted(k for k in set(other) | set(shared) if other.get(k) != shared.get(k))
-            raise _error(f"{path} belongs to another data set ({', '.join(differing) or 'total'} differ)")
+            raise DataFileError(f"{path} belongs to another data set ({', '.join(differing) or 'total'} differ)")
         start = int(attrs["first_sample"])
         if start != expected_start:
             what = "overlaps the part before it" if start < expected_start else f"leaves samples {expected_start}..{start - 1} missing"
-            raise _error(f"{path} {what}")
+            raise DataFileError(f"{path} {what}")
         expected_start = start + int(attrs["n"])
     if expected_start != total:
-        raise _error(f"the parts cover samples 0..{expected_start - 1} of {total}; samples {expected_start}.. are missing")
+        raise DataFileError(f"the parts cover samples 0..{expected_start - 1} of {total}; samples {expected_start}.. are missing")
 
     tmp = partial_path(out)
     with h5py.File(described[0][0], "r") as f0, h5py.File(tmp, "w") as merged:
