@@ -164,16 +164,13 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
 
     from . import rundir
     from .device import autocast, pick_device, synchronize
+    from .distributed import Context
     from .snapshots import SnapshotPool
-    from .train import loss_function, make_optimizer, train_step
+    from .train import build_network, loss_function, make_optimizer, train_step
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    model = rundir.build_model(config).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    network = model if config.compile == "off" else torch.compile(
-        model, mode=None if config.compile == "default" else config.compile)
+    model, network = build_network(config, Context(device=device))
     optimizer = make_optimizer(model, config, device)
     loss_sum = loss_function(config)
     b = config.batch_size

@@ -3,6 +3,8 @@ train/test/validation split."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .config import TrainConfig
@@ -20,8 +22,18 @@ def split_indices(n: int, fractions, seed: int) -> dict[str, np.ndarray]:
             "val": np.sort(order[n_train + n_test :])}
 
 
-def load_arrays(config: TrainConfig):
-    """Inputs and fields of the run's data file as numpy (n, 1, L, L) float32, and its split."""
+class RunArrays(NamedTuple):
+    """A run's data: inputs and fields as numpy (n, 1, L, L) float32, the split, and the (n,)
+    number of sources of each sample."""
+
+    inputs: np.ndarray
+    fields: np.ndarray
+    split: dict
+    source_count: np.ndarray
+
+
+def load_arrays(config: TrainConfig) -> RunArrays:
+    """The first ``n_samples`` of the run's data file and its seeded split, read once."""
     data = load(config.data)
     if config.network == "surrogate" and data.problem.lattice != LATTICE:
         raise DataFileError(
@@ -31,11 +43,4 @@ def load_arrays(config: TrainConfig):
     if n < 3:
         raise DataFileError(f"{config.data}: {n} samples are too few to split")
     split = split_indices(n, config.split, config.seed)
-    return data.inputs[:n, None], data.fields[:n, None], split
-
-
-def source_counts(config: TrainConfig) -> np.ndarray:
-    """(n,) disks per sample of the run's data (the first ``n_samples``)."""
-    with load(config.data, lazy=True) as data:
-        n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
-        return np.asarray(data.source_count[:n])
+    return RunArrays(data.inputs[:n, None], data.fields[:n, None], split, data.source_count[:n])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import load_arrays, source_counts
+from .data import load_arrays
 from .device import autocast, pick_device
 from .metrics import FieldMetrics, RegionErrors
 from .rundir import load_model
@@ -34,8 +34,7 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
     """
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
-    inputs, fields, split = load_arrays(config)
-    counts = source_counts(config)
+    inputs, fields, split, counts = load_arrays(config)
     out = {}
     for name in splits:
         index = split[name]

@@ -370,6 +370,21 @@ class Trainer:
         return result
 
 
+def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The run's model on its device (``module``: what is saved) and the ``network`` the steps
+    run: BatchNorm over the global batch, channels-last and cuDNN autotuning on CUDA,
+    DistributedDataParallel under torchrun, torch.compile when asked.  ``train`` and
+    ``pydiff bench train`` both build it here, so the benchmark times what training runs."""
+    module = distributed.sync_batchnorm(rundir.build_model(config), ctx).to(ctx.device)
+    if ctx.device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+        torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
+    network = distributed.wrap(module, ctx)
+    if config.compile != "off":
+        network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
+    return module, network
+
+
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
     """Whether to resume from last.pt; refuses an existing run without ``resume`` or of another config."""
     if not run_dir.parent.is_dir():
@@ -402,7 +417,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)
     checkpoint = rundir.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
-    inputs, fields, split = load_arrays(config)
+    inputs, fields, split, _ = load_arrays(config)
     if ctx.is_main:
         run_dir.mkdir(exist_ok=True)
         rundir.write_config(config, run_dir)
@@ -414,13 +429,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     if len(x_val) == 0:  # no validation split (the paper's 80/20): select on the training loss
         x_val, y_val = x_train, y_train
 
-    module = distributed.sync_batchnorm(rundir.build_model(config), ctx).to(ctx.device)
-    if ctx.device.type == "cuda":
-        module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
-        torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
-    network = distributed.wrap(module, ctx)
-    if config.compile != "off":
-        network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
+    module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
                       (x_train, y_train), (x_val, y_val), ctx, progress)
     if checkpoint is not None:
