@@ -6,6 +6,7 @@ and proves nothing on a fast one.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import tempfile
@@ -151,7 +152,10 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     projected wall time of the whole run and the bytes its checkpoints write per epoch.
 
     The data are random tensors already on the device, as ``train`` keeps the whole training
-    set there; the step uses the config's autocast, channels-last and compile settings.  The
+    set there, on the lattice of the config's preset; with ``training_data`` "online" every step
+    draws and solves its own fresh samples, as training does, and ``online_share_of_step`` is
+    the part of a step that costs.  The step uses the config's autocast, channels-last and
+    compile settings.  The
     checkpoint size comes from writing a real last.pt and best.pt of this model and optimiser
     to a temporary directory.
 
@@ -163,8 +167,12 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     import torch
 
     from . import rundir
+    import numpy as np
+
     from .device import autocast, pick_device, synchronize
     from .distributed import Context
+    from .registry import preset_problem
+    from .samples import OnlineSamples
     from .snapshots import SnapshotPool
     from .train import build_network, loss_function, make_optimizer, train_step
 
@@ -174,22 +182,35 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     optimizer = make_optimizer(model, config, device)
     loss_sum = loss_function(config)
     b = config.batch_size
-    x = torch.rand(b, 1, 100, 100, device=device)
-    y = torch.rand(b, 1, 100, 100, device=device)
-    scale = 1.0 / (b * 100 * 100)
+    problem = Problem(**preset_problem(config.preset)) if config.preset else Problem()
+    L = problem.lattice
+    x = torch.rand(b, 1, L, L, device=device)
+    y = torch.rand(b, 1, L, L, device=device)
+    scale = 1.0 / (b * L * L)
+    online = OnlineSamples(problem, b, config.seed, device) if config.training_data == "online" else None
+
+    def batch(step):  # online: the step draws and solves its own fresh samples, as in training
+        return online.samples(np.arange(step * b, (step + 1) * b)) if online is not None else (x, y)
 
     network.train()
-    for _ in range(warmup):  # compilation, cuDNN autotuning, Adam state
-        train_step(network, optimizer, x, y, loss_sum, scale, device, config.amp)
+    for step in range(warmup):  # compilation, cuDNN autotuning, Adam state
+        train_step(network, optimizer, *batch(step), loss_sum, scale, device, config.amp)
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        train_step(network, optimizer, x, y, loss_sum, scale, device, config.amp)
+    for step in range(steps):
+        train_step(network, optimizer, *batch(step), loss_sum, scale, device, config.amp)
     synchronize(device)
     train_sps = steps * b / (time.perf_counter() - start)
+    online_share = math.nan
+    if online is not None:  # the part of a step spent making its samples
+        start = time.perf_counter()
+        for step in range(steps):
+            batch(step)
+        synchronize(device)
+        online_share = (time.perf_counter() - start) * train_sps / (steps * b)
 
     network.eval()
-    xe = torch.rand(config.eval_batch_size, 1, 100, 100, device=device)
+    xe = torch.rand(config.eval_batch_size, 1, L, L, device=device)
     with torch.no_grad(), autocast(device, config.amp):
         network(xe)
         synchronize(device)
@@ -213,7 +234,9 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
         last = rundir.save_checkpoint({"state": pool.state(0), "best": {"model": model.state_dict()}}, tmp)
         best = rundir.save_best(model.state_dict(), 0, 0.0, tmp)
     per_epoch = (last + best) / config.checkpoint_every
-    return {"model": config.model, "width": config.width, "device": str(device), "batch_size": b,
+    return {"model": config.model, "network": config.network, "lattice": L, "width": config.width,
+            "device": str(device), "batch_size": b, "training_data": config.training_data,
+            "online_share_of_step": online_share,
             "amp": config.amp and device.type == "cuda", "compile": config.compile,
             "samples_per_second": train_sps, "eval_samples_per_second": eval_sps,
             "epochs": config.epochs, "projected_hours": hours, "state_MB": state_bytes / 1e6,

@@ -276,16 +276,22 @@ def bench_generate(n, backends, batch_size):
     click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
+PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024"]
+
+
 def training_options(command):
     """Options shared by `train`, `reproduce` and `bench train`: each overrides the preset's value."""
     options = [
-        click.option("--preset", type=click.Choice(["quick", "paper", "smoke"]), default="quick", show_default=True,
-                     help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke (seconds)."),
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
+                     help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
+                     "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU)."),
         click.option("--network", type=click.Choice(["surrogate", "encdec", "unet"]),
                      help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
                      "encoder-decoder and U-Net (any lattice)."),
-        click.option("--loss", help="Loss by name: MAE, MSE, fourth-power (Eq. 1-2, weight on the target), "
-                     "exp-MAE, exp-MSE, tanh-MAE, tanh-MSE (the 2024 code's); default: the Table 2 row's."),
+        click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
+                     "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights); "
+                     "default: the Table 2 row's or the preset's."),
+        click.option("--loss-delta", type=float, help="Threshold of the Huber losses, in field units (default 0.1)."),
         click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
         click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
@@ -293,7 +299,15 @@ def training_options(command):
         click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
         click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule."),
         click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
-        click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0)."),
+        click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0); "
+                     "each source count is split alike."),
+        click.option("--split-seed", type=int, help="Seed of the split (default: --seed)."),
+        click.option("--train-fraction", type=float, help="Train on this fraction of the training split, equal per source count (default 1)."),
+        click.option("--select-on", type=click.Choice(["val", "test"]),
+                     help="Held-out split that picks the best epoch (val; paper2024: test, as the 2024 code)."),
+        click.option("--training-data", type=click.Choice(["file", "online"]),
+                     help="file: the training split; online: as many fresh exact samples of the file's problem every "
+                     "epoch, solved on the training device (seeded, never repeated)."),
         click.option("--shuffle", type=click.Choice(["samples", "batches"]),
                      help="samples: new batches every epoch; batches: fixed batches in a new order each epoch (the original code; paper preset)."),
         click.option("--dropout", "dropout_all", type=float, help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."),
@@ -333,6 +347,15 @@ def parse_split(text):
     except ValueError:
         raise ConfigError(f"--split must be three comma-separated fractions, got {text!r}") from None
     return parts
+
+
+def parse_list(text, kind, option):
+    from .errors import ConfigError
+
+    try:
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} must be a comma-separated list of numbers, got {text!r}") from None
 
 
 def make_config(model, data, preset, **options):
@@ -455,7 +478,7 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
 def evaluate(run_dir, splits, device):
     """Metrics of a trained run on its own test split, written to metrics.json with figures."""
     from .errors import ConfigError
-    from .reproduce import evaluate_run
+    from .steps import evaluate_run
 
     chosen = tuple(s.strip() for s in splits.split(","))
     if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:
@@ -502,7 +525,7 @@ def table(runs, fmt, preset):
 
 
 @bench.command("train", context_settings=CONTEXT)
-@click.option("--model", "model_id", type=int, default=9, show_default=True, help="Table 2 model id (1-14).")
+@click.option("--model", "model_id", type=int, help="Table 2 model id (1-14; default 9 for the 2021 surrogate, none for the 2024 networks).")
 @training_options
 @click.option("--steps", type=int, default=10, show_default=True, help="Timed optimiser steps (after warm-up).")
 @reports_errors()
@@ -513,16 +536,82 @@ def bench_train(model_id, steps, preset, **options):
     \b
       pydiff bench train --preset paper              # the published set-up, full width
       pydiff bench train --preset paper --compile reduce-overhead
+      pydiff bench train --preset paper2024 --training-data online   # + the share of fresh samples
     """
     import pandas as pd
 
     from .bench import bench_train as run, machine
     from .errors import ConfigError
 
+    from .registry import preset as preset_values
+
     if steps < 1:
         raise ConfigError("--steps must be positive")
+    if model_id is None and (options.get("network") or preset_values(preset).get("network", "surrogate")) == "surrogate":
+        model_id = 9
     config = make_config(model_id, None, preset, **options)
     row = run(config, steps=steps)
     click.echo(f"# {machine()}")
     with pd.option_context("display.max_columns", None, "display.width", 200):
         click.echo(pd.DataFrame([row]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@main.group(context_settings=CONTEXT)
+def study():
+    """Studies of many runs (the 2024 papers'): see `pydiff study train-size --help`."""
+
+
+@study.command("train-size", context_settings=CONTEXT)
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick2024", show_default=True,
+              help="Set-up of every run: quick2024 (64^2, CPU: the whole default study in under an hour on 2 cores) "
+              "or paper2024 (512^2, the 2024 code's; GPUs).")
+@click.option("--runs", type=click.Path(file_okay=False), required=True, help="Study directory (created; reused to resume).")
+@click.option("--fractions", default=",".join(f"{f:g}" for f in (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)),
+              show_default=True, help="Training-set fractions, equal per source count.")
+@click.option("--seeds", default="0,1", show_default=True, help="Run seeds per fraction (initialisation, batches, subset).")
+@click.option("--data", "data_kind", type=click.Choice(["file", "online", "both"]), default="file", show_default=True,
+              help="file: the fixed subsets; online: fresh exact samples, the same steps per point; both.")
+@click.option("--epochs", type=int, help="Epochs of every run (default: the preset's).")
+@click.option("--width", type=float, help="Channel multiplier (default: the preset's).")
+@click.option("--network", type=click.Choice(["encdec", "unet"]), help="2024 network (default: the preset's, encdec).")
+@click.option("--loss", help="Loss by name (default: the preset's, tanh-MAE).")
+@click.option("--lr", type=float, help="Adam learning rate (default: the preset's).")
+@click.option("--batch-size", type=int, help="Global batch size (default: the preset's, 50).")
+@click.option("--n-samples", type=int, help="Size of the data set generated and split (default: the preset's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Where the generated data set is cached.")
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
+@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@reports_errors(data_error_code=2)
+def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, backend, **overrides):
+    """Test error against training-set size (the 2024 study), optionally beside online data.
+
+    Trains one model per fraction and seed on the preset's data set (generated and cached
+    when missing), evaluates it on the common test split, and writes RUNS/train_size.csv
+    (data, fraction, n_train, seed, steps, mean_res, p99_res, max_res, ...), train_size.png and
+    train_size_fit.json, then prints the fit mean_res = a + b ln(n_train) with its R^2.  Run the
+    same command again to continue an interrupted study; finished runs are reused.
+    """
+    from .distributed import launched_rank, teardown
+    from .study import train_size_study
+
+    kinds = ("file", "online") if data_kind == "both" else (data_kind,)
+
+    def report(row):
+        click.echo(f"{row['data']:>6} fraction {row['fraction']:<7g} n_train {row['n_train']:>6} seed {row['seed']}: "
+                   f"mean {row['mean_res']:.4g}, p99 {row['p99_res']:.4g}, max {row['max_res']:.4g} "
+                   f"({row['train_s']:.0f} s)")
+
+    try:
+        table, fits = train_size_study(
+            preset, runs, parse_list(fractions, float, "--fractions"), parse_list(seeds, int, "--seeds"), kinds,
+            data_dir, data_seed, backend, on_point=report, **overrides)
+    finally:
+        teardown()
+    if launched_rank() != 0:
+        return
+    for kind, fit in fits.items():
+        click.echo(f"{kind}: mean_res = {fit.a:.4g} {'+' if fit.b >= 0 else '-'} {abs(fit.b):.4g} ln(n_train), "
+                   f"R^2 = {fit.r2:.3f} over {fit.points} runs")
+    click.echo(f"wrote {runs}/train_size.csv, train_size.png, train_size_fit.json")

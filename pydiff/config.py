@@ -21,6 +21,8 @@ SCHEDULES = ("constant", "cosine")
 NETWORKS = ("surrogate", "encdec", "unet")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net
 SHUFFLES = ("samples", "batches")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+SELECT_ON = ("val", "test")
+TRAINING_DATA = ("file", "online")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class TrainConfig:
     w: float = 1.0
     loss: str = "MSE"  # see pydiff.losses.LOSSES
     loss_w2: float = 2000.0  # the tanh losses' step height
+    loss_delta: float = 0.1  # the Huber losses' threshold, in field units
     width: float = 1.0
     output_scale: float | None = None
     output_shift: float | None = None
@@ -44,6 +47,10 @@ class TrainConfig:
     pooling: str = "table1"  # NN2's encoder: Table 1's shapes or the original code's padded pool
     n_samples: int | None = None  # use the first n samples of the file (None: all)
     split: tuple = (0.7, 0.2, 0.1)  # train, test, validation fractions (the original code's)
+    split_seed: int | None = None  # seed of the split (None: ``seed``); fixed across a study's seeds
+    train_fraction: float = 1.0  # train on this fraction of the training split, equal per source count
+    select_on: str = "val"  # the held-out split that picks the best epoch: "val", or "test" (the 2024 code)
+    training_data: str = "file"  # "file": the training split; "online": fresh exact samples every step
     epochs: int = 800
     batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
     shuffle: str = "samples"  # "samples": new batches each epoch; "batches": fixed batches, order shuffled (DiffSolve.jl)
@@ -85,6 +92,13 @@ class TrainConfig:
             (self.checkpoint_every >= 1, f"checkpoint interval must be >= 1 epoch, got {self.checkpoint_every}"),
             (self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}"),
             (self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}"),
+            (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
+            (self.select_on in SELECT_ON, f"unknown selection split {self.select_on!r}; choose one of {', '.join(SELECT_ON)}"),
+            (self.training_data in TRAINING_DATA,
+             f"unknown training data {self.training_data!r}; choose one of {', '.join(TRAINING_DATA)}"),
+            (not (self.training_data == "online" and self.recalibrate_bn),
+             "--recalibrate-bn needs a fixed training set; it does not combine with online training data"),
+            (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
         ]
         for ok, message in checks:

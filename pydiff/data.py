@@ -1,5 +1,5 @@
 """The arrays a run trains and is evaluated on: its data file's first n samples and the seeded
-train/test/validation split."""
+train/test/validation split (per source count), with the training fraction a study asks for."""
 
 from __future__ import annotations
 
@@ -10,26 +10,58 @@ import numpy as np
 from .config import TrainConfig
 from .dataset import load
 from .errors import DataFileError
+from .problem import Problem
 from .registry import LATTICE
 
 
-def split_indices(n: int, fractions, seed: int) -> dict[str, np.ndarray]:
-    """A seeded random split of ``range(n)`` into train, test and validation index arrays."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(fractions[0] * n))
-    n_test = int(round(fractions[1] * n))
-    return {"train": np.sort(order[:n_train]), "test": np.sort(order[n_train : n_train + n_test]),
-            "val": np.sort(order[n_train + n_test :])}
+def split_indices(n: int, fractions, seed: int, source_count=None) -> dict[str, np.ndarray]:
+    """A seeded random split of ``range(n)`` into train, test and validation index arrays.
+
+    With ``source_count`` ((n,) counts), each count is split on its own, so that every split
+    holds the same share of every count (the 2024 code's 16,000 / 4,000 per count); one count
+    (the 2021 data) gives the plain split of ``range(n)``.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(n, dtype=np.int64) if source_count is None else np.asarray(source_count)[:n]
+    parts = {"train": [], "test": [], "val": []}
+    for count in np.unique(counts):
+        group = np.flatnonzero(counts == count)
+        order = group[rng.permutation(len(group))]
+        n_train = int(round(fractions[0] * len(group)))
+        n_test = int(round(fractions[1] * len(group)))
+        parts["train"].append(order[:n_train])
+        parts["test"].append(order[n_train : n_train + n_test])
+        parts["val"].append(order[n_train + n_test :])
+    return {name: np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for name, p in parts.items()}
+
+
+def training_subset(train: np.ndarray, source_count: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The first ``fraction`` of the training indices of every source count, in a seeded order.
+
+    Nested: a smaller fraction's subset is part of every larger one's, so a study's points differ
+    only by the samples added.  At least one sample of each count is kept.
+    """
+    if fraction >= 1:
+        return train
+    rng = np.random.default_rng([seed, 1])
+    counts = np.asarray(source_count)[train]
+    chosen = []
+    for count in np.unique(counts):
+        group = train[counts == count]
+        keep = max(1, int(round(fraction * len(group))))
+        chosen.append(group[rng.permutation(len(group))[:keep]])
+    return np.sort(np.concatenate(chosen))
 
 
 class RunArrays(NamedTuple):
-    """A run's data: inputs and fields as numpy (n, 1, L, L) float32, the split, and the (n,)
-    number of sources of each sample."""
+    """A run's data: inputs and fields as numpy (n, 1, L, L) float32, the split, the (n,)
+    number of sources of each sample, and the problem the file poses."""
 
     inputs: np.ndarray
     fields: np.ndarray
     split: dict
     source_count: np.ndarray
+    problem: Problem
 
 
 def load_arrays(config: TrainConfig) -> RunArrays:
@@ -42,5 +74,8 @@ def load_arrays(config: TrainConfig) -> RunArrays:
     n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
     if n < 3:
         raise DataFileError(f"{config.data}: {n} samples are too few to split")
-    split = split_indices(n, config.split, config.seed)
-    return RunArrays(data.inputs[:n, None], data.fields[:n, None], split, data.source_count[:n])
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    counts = data.source_count[:n]
+    split = split_indices(n, config.split, split_seed, counts)
+    split["train"] = training_subset(split["train"], counts, config.train_fraction, split_seed)
+    return RunArrays(data.inputs[:n, None], data.fields[:n, None], split, counts, data.problem)

@@ -34,7 +34,7 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
     """
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
-    inputs, fields, split, counts = load_arrays(config)
+    inputs, fields, split, counts, _ = load_arrays(config)
     out = {}
     for name in splits:
         index = split[name]

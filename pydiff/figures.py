@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import JOINT_RANGE
-from .rundir import FIGURES, read_log
+from .rundir import FIGURES, REGIONS_FIGURE, read_log
 
 
 def _pyplot():
@@ -43,9 +43,11 @@ def plot_examples(examples: dict, path: Path, n: int = 6, title: str = "") -> Pa
     fig, axes = plt.subplots(len(rows), n, figsize=(2.0 * n + 1, 2.0 * len(rows)), squeeze=False)
     for i, (label, images, cmap) in enumerate(rows):
         vmax = np.nanpercentile(images, 99.5) if label.startswith("relative") else np.nanmax(images)
+        vmin = min(0.0, float(np.nanmin(images)))  # an untrained network may predict negative values
+        vmax = vmax if vmax > vmin else vmin + 1.0  # and a constant: still a valid colour scale
         for j in range(n):
             ax = axes[i, j]
-            im = ax.imshow(images[j].T, origin="lower", cmap=cmap, vmin=0, vmax=vmax)
+            im = ax.imshow(images[j].T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -134,14 +136,60 @@ def plot_loss(rows: list[dict], path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def plot_regions(regions: list[dict], path: Path, title: str = "") -> Path:
+    """The 2024 papers' error per region: mean absolute error against the number of sources,
+    one line per region (inside the sources, field bands outside them, all pixels)."""
+    plt = _pyplot()
+    counts = [row["n_sources"] for row in regions]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in [k for k in regions[0] if k != "n_sources"]:
+        ax.semilogy(counts, [row[name] for row in regions], "o-", ms=3, label=name,
+                    color="k" if name == "all" else None)
+    ax.set_xlabel("number of sources")
+    ax.set_ylabel("mean absolute error")
+    ax.set_xticks(counts)
+    ax.set_title(title or "error per number of sources and region (test)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_train_size(table, fits: dict, path: Path, title: str = "") -> Path:
+    """Test error against training-set size (log axis): every run, the mean over seeds with its
+    spread, and the fit ``a + b ln(n)`` per kind of training data."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    styles = {"file": ("tab:blue", "fixed training set"), "online": ("tab:orange", "online: fresh samples, same steps")}
+    for kind, rows in table.groupby("data", sort=False):
+        color, label = styles.get(kind, ("tab:gray", kind))
+        ax.scatter(rows.n_train, rows.mean_res, s=12, color=color, alpha=0.5)
+        by_size = rows.groupby("n_train").mean_res
+        mean, spread = by_size.mean(), by_size.std().fillna(0.0)
+        ax.errorbar(mean.index, mean.values, yerr=spread.values, color=color, marker="o", capsize=3, label=label)
+        fit = fits.get(kind)
+        if fit is not None and np.isfinite(fit.b):
+            n = np.geomspace(rows.n_train.min(), rows.n_train.max(), 50)
+            ax.plot(n, fit(n), "--", color=color, lw=1,
+                    label=f"{fit.a:.3g} {'+' if fit.b >= 0 else '-'} {abs(fit.b):.3g} ln n  (R$^2$ {fit.r2:.2f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples n (online: samples per epoch)")
+    ax.set_ylabel("mean absolute test error")
+    ax.set_title(title or "error against training-set size")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def write_figures(run_dir: Path, by_split: dict[str, dict], label: str) -> list[Path]:
-    """Every figure of a run into its directory; returns their paths."""
+    """Every figure of a run into its directory; returns their paths.  Data with several source
+    counts (the 2024 problem) also get the error per count and region."""
     run_dir = Path(run_dir)
     test = by_split["test"]
-    return [
+    paths = [
         plot_loss(read_log(run_dir), run_dir / FIGURES[0], f"{label}: loss per epoch"),
         plot_examples(test["examples"], run_dir / FIGURES[1], title=f"{label}: test samples"),
         plot_joint(test["joint"], run_dir / FIGURES[2], f"{label}: truth vs prediction (test)"),
         plot_slices(by_split, run_dir / FIGURES[3], title=f"{label}: residual per slice"),
         plot_pdfs(test, run_dir / FIGURES[4], f"{label}: field PDFs (test)"),
     ]
+    if len(test.get("regions", [])) > 1:
+        paths.append(plot_regions(test["regions"], run_dir / REGIONS_FIGURE, f"{label}: error per region (test)"))
+    return paths

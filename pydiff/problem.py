@@ -169,12 +169,17 @@ class SourceDraw:
         return values.astype(np.float32)
 
 
-def sample_sources(problem: Problem, n: int, seed: int) -> SourceDraw:
+def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw:
     """Draw the source parameters of ``n`` samples, all at once, from ``seed``.
 
     All ``n`` draws come from one generator before any image is built, so sample ``s`` is the
     same whatever the batch size or the point where an interrupted run resumed.  paper2024 draws
     ``n_sources`` disks for every sample and keeps the first ``count(s)``.
+
+    Args:
+        seed: an int, or a sequence of ints (numpy's ``SeedSequence`` entropy).
+        first: the index of the first sample in its stream; it only sets the source counts
+            (sample ``s`` has ``min_sources + (first + s) mod k``).
     """
     if int(n) != n or n < 1:
         raise ConfigError(f"the number of samples must be a positive integer, got {n}")
@@ -185,7 +190,7 @@ def sample_sources(problem: Problem, n: int, seed: int) -> SourceDraw:
         multipliers = rng.random((n, problem.n_sources))
         return SourceDraw(centers.astype(np.int16), multipliers)
     amplitudes = rng.uniform(*AMPLITUDE_RANGE_2024, size=(n, problem.n_sources))
-    counts = problem.min_sources + np.arange(n) % len(problem.source_counts)
+    counts = problem.min_sources + (first + np.arange(n)) % len(problem.source_counts)
     absent = np.arange(problem.n_sources)[None, :] >= counts[:, None]
     centers[absent] = 0
     amplitudes[absent] = 0.0

@@ -3,7 +3,8 @@
 A preset is a set of :class:`~pydiff.config.TrainConfig` defaults (data size, width, optimiser,
 epochs); every value can be overridden.  ``paper`` is the original code's set-up, made faithful
 to its Flux.jl networks (docs/flux-parity.md); ``quick`` trains one model on a 2-core CPU in
-minutes; ``smoke`` takes seconds and exists for the tests.  Nothing here trains or imports torch.
+minutes; ``smoke`` takes seconds and exists for the tests.  ``paper2024`` is the 2024 code's
+encoder-decoder set-up (1-20 sources on 512^2, for GPUs) and ``quick2024`` its CPU miniature.  Nothing here trains or imports torch.
 """
 
 from __future__ import annotations
@@ -79,6 +80,28 @@ PRESETS: dict[str, dict] = {
         "epochs": 3, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
         "recalibrate_bn": True,
     },
+    # The 2024 code (DeepDiffusionSolver): SimpleCNN, Adam 1e-4, batch 50, 100 epochs, its
+    # default loss (tanh step weight, MAE), 16,000 training and 4,000 test samples per source
+    # count, the best epoch chosen on the test loss.  For GPUs: 320,000 training fields of 512^2.
+    "paper2024": {
+        "network": "encdec", "n_samples": 400000, "split": (0.8, 0.2, 0.0), "select_on": "test",
+        "width": 1.0, "loss": "tanh-MAE", "w": 1.0, "batch_size": 50, "lr": 1e-4, "lr_schedule": "constant",
+        "epochs": 100, "init": "default", "rollback": "off", "checkpoint_every": 1,
+    },
+    # The same study in miniature on a 2-core CPU: 64^2, 500 samples per source count, an
+    # encoder-decoder of 1/8 the width (787k parameters), a held-out validation split.
+    "quick2024": {
+        "network": "encdec", "n_samples": 10000, "split": (0.8, 0.1, 0.1), "select_on": "val",
+        "width": 0.125, "loss": "tanh-MAE", "w": 1.0, "batch_size": 50, "lr": 1e-3, "lr_schedule": "cosine",
+        "epochs": 20, "init": "default", "rollback": "off",
+    },
+}
+
+# The problem each preset's data set poses (keyword arguments of pydiff.problem.Problem); the
+# 2021 presets pose the default problem (two sources, 100^2).
+PRESET_PROBLEMS: dict[str, dict] = {
+    "paper2024": {"setup": "paper2024", "lattice": 512, "n_sources": 20, "min_sources": 1},
+    "quick2024": {"setup": "paper2024", "lattice": 64, "n_sources": 20, "min_sources": 1},
 }
 
 
@@ -87,3 +110,9 @@ def preset(name: str) -> dict:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dict(PRESETS[name])
+
+
+def preset_problem(name: str) -> dict:
+    """The Problem keyword arguments of preset ``name``'s data (empty: the 2021 problem)."""
+    preset(name)
+    return dict(PRESET_PROBLEMS.get(name, {}))

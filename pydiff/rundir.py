@@ -37,6 +37,7 @@ METRICS = "metrics.json"
 TABLE = "table.csv"
 FIGURES = ("fig4_loss.png", "fig5_samples.png", "fig8_truth_vs_prediction.png", "fig9_slices.png",
            "fig10_pdfs.png")
+REGIONS_FIGURE = "fig_regions.png"  # the 2024 papers' error per source count and region
 CHECKPOINT_FORMAT = "pydiff.checkpoint"
 CHECKPOINT_VERSION = 2
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds", "rolled_back", "restored_to", "best",

@@ -40,6 +40,7 @@ from .device import autocast
 from .errors import ConfigError, Interrupted
 from .losses import make_loss
 from .rollback import RollBack
+from .samples import OnlineSamples, TensorSamples
 from .snapshots import SnapshotPool
 
 
@@ -60,7 +61,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
 
 def loss_function(config: TrainConfig) -> Callable:
     """The run's loss with its weights, summed over the batch (callers divide)."""
-    return make_loss(config.loss, config.w, config.loss_w2, reduction="sum")
+    return make_loss(config.loss, config.w, config.loss_w2, reduction="sum", delta=config.loss_delta)
 
 
 def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Callable, scale: float,
@@ -134,7 +135,10 @@ class Trainer:
         model: the network, already on the device (``module`` is used for saving; ``network``,
             possibly DDP-wrapped or compiled, for steps).
         optimizer: its optimiser.
-        train_data, val_data: (inputs, fields) tensors on the device, (n, 1, L, L).
+        train_data: where the training batches come from (:mod:`pydiff.samples`: the fixed
+            training set on the device, or fresh exact samples).
+        val_data: (inputs, fields) tensors on the device, (n, 1, L, L): the held-out split that
+            picks the best epoch.
         ctx: this process's place in a data-parallel run.
         progress: True (a progress bar), False, or a callable given each epoch's log row.
     """
@@ -143,12 +147,12 @@ class Trainer:
                  train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True) -> None:
         self.config, self.run_dir = config, Path(run_dir)
         self.module, self.network, self.optimizer, self.ctx = module, network, optimizer, ctx
-        self.x_train, self.y_train = train_data
+        self.train_data = train_data
         self.x_val, self.y_val = val_data
         self.progress = progress
         self.device = ctx.device
         self.loss_sum = loss_function(config)
-        self.pixels = int(np.prod(self.y_train.shape[1:]))
+        self.pixels = train_data.pixels
         self.pool = SnapshotPool(module, optimizer)
         self.rollback = RollBack(config.rollback, config.rollback_C, config.rollback_m, config.rollback_s)
         self.shuffle = torch.Generator().manual_seed(config.seed)
@@ -159,7 +163,7 @@ class Trainer:
         self.stop_signal: int | None = None
         self.fixed_batches = None
         if config.shuffle == "batches":  # DiffSolve.jl: consecutive batches of one permutation, fixed
-            order = torch.randperm(len(self.x_train), generator=torch.Generator().manual_seed(config.seed + 1))
+            order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(config.seed + 1))
             self.fixed_batches = torch.split(order, config.batch_size)
 
     # --- One epoch -----------------------------------------------------------------------------
@@ -168,7 +172,7 @@ class Trainer:
         """This epoch's global batches of training indices (the shuffle generator advances)."""
         if self.fixed_batches is not None:
             return [self.fixed_batches[i] for i in torch.randperm(len(self.fixed_batches), generator=self.shuffle)]
-        return list(torch.split(torch.randperm(len(self.x_train), generator=self.shuffle), self.config.batch_size))
+        return list(torch.split(torch.randperm(len(self.train_data), generator=self.shuffle), self.config.batch_size))
 
     def train_one_epoch(self, epoch: int) -> float:
         """One pass over the training set; returns the mean training loss (one host sync)."""
@@ -179,17 +183,14 @@ class Trainer:
         single = self.ctx.world_size == 1
         global_batches = self._batches()
         mine = [distributed.rank_slice(batch, self.ctx) for batch in global_batches]
-        # One host-to-device copy of the epoch's indices: a copy per step would wait for the GPU.
-        indices = torch.cat(mine).to(self.device, non_blocking=True).split([len(b) for b in mine])
-        global_sizes = [len(batch) for batch in global_batches]
-        for index, size in zip(indices, global_sizes):
+        batches = self.train_data.epoch_batches(epoch, mine)
+        for (x, y), batch in zip(batches, global_batches):
             if single and self.stop_signal is not None:
                 raise _Stop
-            scale = self.ctx.world_size / (size * self.pixels)
-            total += train_step(self.network, self.optimizer, self.x_train[index], self.y_train[index],
-                                self.loss_sum, scale, self.device, self.config.amp)
+            scale = self.ctx.world_size / (len(batch) * self.pixels)
+            total += train_step(self.network, self.optimizer, x, y, self.loss_sum, scale, self.device, self.config.amp)
         distributed.all_reduce_sum(total, self.ctx)
-        return float(total) / (len(self.x_train) * self.pixels)
+        return float(total) / (len(self.train_data) * self.pixels)
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -356,7 +357,8 @@ class Trainer:
                 bar.close()
         if config.recalibrate_bn and self.best_weights is not None:
             self.module.load_state_dict(self.best_weights)
-            recalibrate_batchnorm(self.network, self.module, self.x_train, config.eval_batch_size, self.ctx, config.amp)
+            recalibrate_batchnorm(self.network, self.module, self.train_data.inputs, config.eval_batch_size,
+                                  self.ctx, config.amp)
             self._remember_best(self.best_epoch, self.best_val)
         self.save()
         result = TrainResult(self.run_dir, self.best_epoch, self.best_val, self.last_epoch + 1, self.rollback.count,
@@ -365,7 +367,7 @@ class Trainer:
             rundir.write_result({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                                  "epochs_run": result.epochs_run, "rollbacks": result.rollbacks,
                                  "seconds": result.seconds, "bytes_written": self.bytes_written,
-                                 "n_train": len(self.x_train), "device": str(self.device),
+                                 "n_train": len(self.train_data), "device": str(self.device),
                                  "world_size": self.ctx.world_size}, self.run_dir)
         return result
 
@@ -383,6 +385,15 @@ def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.
     if config.compile != "off":
         network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
     return module, network
+
+
+def training_samples(config: TrainConfig, arrays, device: torch.device):
+    """The run's training batches: its training split on the device, or (``training_data``
+    "online") as many fresh exact samples per epoch of the file's problem."""
+    train = arrays.split["train"]
+    if config.training_data == "online":
+        return OnlineSamples(arrays.problem, len(train), config.seed, device)
+    return TensorSamples(*(torch.as_tensor(a[train]).to(device) for a in (arrays.inputs, arrays.fields)))
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
@@ -417,21 +428,22 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)
     checkpoint = rundir.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
-    inputs, fields, split, _ = load_arrays(config)
+    arrays = load_arrays(config)
     if ctx.is_main:
         run_dir.mkdir(exist_ok=True)
         rundir.write_config(config, run_dir)
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    x_train, y_train = (torch.as_tensor(a[split["train"]]).to(ctx.device) for a in (inputs, fields))
-    x_val, y_val = (torch.as_tensor(a[split["val"]]).to(ctx.device) for a in (inputs, fields))
-    if len(x_val) == 0:  # no validation split (the paper's 80/20): select on the training loss
-        x_val, y_val = x_train, y_train
+    train_data = training_samples(config, arrays, ctx.device)
+    held_out = arrays.split[config.select_on]
+    if len(held_out) == 0:  # no validation split (the paper's 80/20): select on the training loss
+        held_out = arrays.split["train"]
+    x_val, y_val = (torch.as_tensor(a[held_out]).to(ctx.device) for a in (arrays.inputs, arrays.fields))
 
     module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
-                      (x_train, y_train), (x_val, y_val), ctx, progress)
+                      train_data, (x_val, y_val), ctx, progress)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     return trainer.fit()

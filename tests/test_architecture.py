@@ -13,12 +13,13 @@ LAYERS = {
     0: {"version", "errors", "registry", "problem", "models", "encoder_decoder", "losses", "metrics", "rollback"},
     1: {"solvers", "solvers.base", "solvers.spectral", "solvers.timestep", "solvers.direct", "solvers.julia",
         "solvers.worker", "solvers.torch_spectral", "dataset", "shards", "config", "device", "distributed", "snapshots"},
-    2: {"data", "rundir"},
+    2: {"data", "rundir", "samples"},
     3: {"train", "evaluate"},
     4: {"figures", "report"},
-    5: {"reproduce", "bench"},
-    6: {"__init__"},
-    7: {"cli", "__main__"},
+    5: {"steps"},
+    6: {"reproduce", "bench", "study"},
+    7: {"__init__"},
+    8: {"cli", "__main__"},
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 

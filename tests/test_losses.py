@@ -29,7 +29,8 @@ def test_one_value_by_hand():
 def test_names():
     assert (alpha_of("MAE"), alpha_of("MSE"), alpha_of("fourth-power")) == (1, 2, 4)
     with pytest.raises(ValueError, match="unknown loss"):
-        alpha_of("huber")
+        alpha_of("cubic")
+    assert alpha_of("tanh-Huber") == "huber"
 
 
 def test_the_2024_losses_by_hand():
@@ -45,3 +46,20 @@ def test_the_2024_losses_by_hand():
     assert tanh_loss_2024(prediction, target, alpha=2, w=3.0).item() == pytest.approx(expected, rel=1e-6)
     assert tanh_loss_2024(prediction, target, reduction="sum").item() == pytest.approx(
         4 * tanh_loss_2024(prediction, target).item(), rel=1e-6)
+
+
+def test_huber_penalty_by_hand():
+    from pydiff.losses import make_loss, penalty
+
+    d = torch.tensor([0.05, -0.05, 0.3, -1.0])
+    # delta 0.1: 0.05^2 / 2 twice, then 0.1 * (0.3 - 0.05) and 0.1 * (1 - 0.05)
+    expected = [0.00125, 0.00125, 0.025, 0.095]
+    assert penalty(d, "huber", 0.1).tolist() == pytest.approx(expected, rel=1e-6)
+    prediction = torch.tensor([0.35, 1.0])
+    target = torch.tensor([0.05, 0.0])
+    # tanh-Huber, w = 1, w2 = 10: (1 + 10 tanh 0.05) * 0.025 + 1 * 0.095, mean of two
+    expected = ((1 + 10 * math.tanh(0.05)) * 0.025 + 0.095) / 2
+    assert make_loss("tanh-Huber", 1.0, 10.0, delta=0.1)(prediction, target).item() == pytest.approx(expected, rel=1e-6)
+    # Huber with a large threshold is half the squared error under the same weights
+    assert make_loss("Huber", 1.0, delta=10.0)(prediction, target).item() == pytest.approx(
+        make_loss("MSE", 1.0)(prediction, target).item() / 2, rel=1e-6)
