@@ -62,6 +62,38 @@ def bench_generate(backends=("spectral",), n: int = 20000, batch_size: int = 500
     return rows
 
 
+def bench_read(path, batch_size: int = 50, batches: int = 20, seed: int = 0) -> dict:
+    """Training-time read speed of a data file: random batches of ``batch_size`` samples
+    (inputs and fields) read as streamed training reads them (:class:`pydiff.samples.StreamedSamples`,
+    one batch ahead in a thread), to the CPU.  Cold pages of a file bigger than the page cache
+    read at disk speed; a small file measured twice reads from memory the second time.
+
+    Returns:
+        samples_per_second, MB_per_second (both arrays), lattice, samples, batch_size.
+    """
+    import numpy as np
+    import torch
+
+    from .data import Rows
+    from .dataset import load
+    from .samples import StreamedSamples
+
+    data = load(path, lazy=True)
+    try:
+        n = len(data)
+        rng = np.random.default_rng(seed)
+        order = torch.from_numpy(rng.permutation(n)[: batch_size * batches])
+        samples = StreamedSamples(Rows(data.inputs), Rows(data.fields), np.arange(n), torch.device("cpu"))
+        start = time.perf_counter()
+        read = sum(len(x) for x, _ in samples.epoch_batches(0, list(order.split(batch_size))))
+        seconds = time.perf_counter() - start
+    finally:
+        data.close()
+    L = data.problem.lattice
+    return {"file": str(path), "lattice": L, "samples": read, "batch_size": batch_size,
+            "samples_per_second": read / seconds, "MB_per_second": read * 2 * L * L * 4 / 1e6 / seconds}
+
+
 def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int = 0) -> float:
     """δ: seconds per sample of ``backend`` on ``n`` random inputs (start-up and warm-up excluded)."""
     from .problem import sample_sources, source_images

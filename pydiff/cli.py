@@ -276,6 +276,25 @@ def bench_generate(n, backends, batch_size):
     click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
+@bench.command("read", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--batch-size", type=int, default=50, show_default=True, help="Samples per random batch.")
+@click.option("--batches", type=int, default=20, show_default=True, help="Batches read.")
+@reports_errors(data_error_code=2)
+def bench_read(file, batch_size, batches):
+    """Samples/s of reading random training batches from a data file, as streamed training
+    (--stream) reads them."""
+    import pandas as pd
+
+    from .bench import bench_read as run, machine
+    from .errors import ConfigError
+
+    if batch_size < 1 or batches < 1:
+        raise ConfigError("--batch-size and --batches must be positive")
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame([run(file, batch_size, batches)]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
+
+
 PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024"]
 
 
@@ -325,6 +344,9 @@ def training_options(command):
         click.option("--recalibrate-bn/--no-recalibrate-bn", "recalibrate_bn", default=None,
                      help="At the end, recompute the BatchNorm statistics of the best weights with dropout off "
                      "(corrects the variance shift of dropout before BatchNorm; quick: on, paper: off)."),
+        click.option("--stream", type=click.Choice(["auto", "always", "never"]),
+                     help="Read the data file batch by batch instead of holding it on the device: auto (when it "
+                     "exceeds half the GPU's or the machine's memory; the full 2024 set does), always, never."),
         click.option("--checkpoint-every", type=int, help="Epochs between checkpoints (default 10); SIGINT/SIGTERM also write one."),
         click.option("--compile", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
                      help="torch.compile the model (reduce-overhead adds CUDA graphs); off by default."),

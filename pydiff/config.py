@@ -23,6 +23,7 @@ SHUFFLES = ("samples", "batches")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 SELECT_ON = ("val", "test")
 TRAINING_DATA = ("file", "online")
+STREAM = ("auto", "always", "never")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TrainConfig:
     train_fraction: float = 1.0  # train on this fraction of the training split, equal per source count
     select_on: str = "val"  # the held-out split that picks the best epoch: "val", or "test" (the 2024 code)
     training_data: str = "file"  # "file": the training split; "online": fresh exact samples every step
+    stream: str = "auto"  # read the data file batch by batch: "auto" (when it does not fit), "always", "never"
     epochs: int = 800
     batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
     shuffle: str = "samples"  # "samples": new batches each epoch; "batches": fixed batches, order shuffled (DiffSolve.jl)
@@ -96,8 +98,7 @@ class TrainConfig:
             (self.select_on in SELECT_ON, f"unknown selection split {self.select_on!r}; choose one of {', '.join(SELECT_ON)}"),
             (self.training_data in TRAINING_DATA,
              f"unknown training data {self.training_data!r}; choose one of {', '.join(TRAINING_DATA)}"),
-            (not (self.training_data == "online" and self.recalibrate_bn),
-             "--recalibrate-bn needs a fixed training set; it does not combine with online training data"),
+            (self.stream in STREAM, f"unknown stream mode {self.stream!r}; choose one of {', '.join(STREAM)}"),
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
         ]
@@ -116,7 +117,7 @@ class TrainConfig:
 
 
 # Fields a resumed run may change: they do not alter what the run computes up to now.
-RESUMABLE_CHANGES = ("epochs", "device", "early_stop", "checkpoint_every", "compile", "eval_batch_size")
+RESUMABLE_CHANGES = ("epochs", "device", "early_stop", "checkpoint_every", "compile", "eval_batch_size", "stream")
 
 
 def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: float | None = None,

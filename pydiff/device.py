@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -33,3 +34,14 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (for timing); nothing on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def memory_budget(device: torch.device) -> float:
+    """Bytes of data a run may hold where it trains: half the GPU's memory on CUDA (the rest is
+    for the network, its activations and Adam), half the machine's memory otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory / 2
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume it fits
+        return float("inf")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .data import load_arrays
-from .device import autocast, pick_device
+from .device import autocast, memory_budget, pick_device
 from .metrics import FieldMetrics, RegionErrors
 from .rundir import load_model
 
@@ -34,7 +34,7 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
     """
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
-    inputs, fields, split, counts, _ = load_arrays(config)
+    inputs, fields, split, counts, _ = load_arrays(config, memory_budget(torch.device("cpu")))
     out = {}
     for name in splits:
         index = split[name]

@@ -1,7 +1,9 @@
-"""Where training batches come from: a fixed training set on the device, or fresh exact samples.
+"""Where training batches come from: a fixed set on the device, one read from its file as it
+goes, or fresh exact samples.
 
-Both give :class:`~pydiff.train.Trainer` an epoch's batches from the same global batches of
-positions ``0 .. n-1`` (its shuffle decides them), so one training loop serves both.
+Each gives :class:`~pydiff.train.Trainer` an epoch's batches from the same global batches of
+positions ``0 .. n-1`` (its shuffle decides them), so one training loop serves all three, and
+the held-out set is read the same way.
 
 Online data (``--data online``): position ``p`` of epoch ``e`` is sample ``j = e * n + p`` of an
 endless stream; sample ``j``'s sources come from its own seed ``(seed, STREAM, j)`` and have
@@ -14,6 +16,7 @@ so the held-out samples of the data file are not drawn again.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import numpy as np
@@ -46,6 +49,44 @@ class TensorSamples:
         indices = torch.cat(batches).to(self.inputs.device, non_blocking=True).split([len(b) for b in batches])
         for index in indices:
             yield self.inputs[index], self.fields[index]
+
+
+class StreamedSamples:
+    """A training or held-out set too large for memory, read from its HDF5 file batch by batch
+    (per-sample chunks make a batch ``B`` small reads).  A background thread reads the next batch
+    while the device trains on this one; the copy to a GPU is from pinned memory.
+
+    Args:
+        inputs, fields: the file's :class:`~pydiff.data.Rows` (read on indexing).
+        index: the samples of the file this set holds (positions ``p`` are ``index[p]``).
+        device: where the batches go.
+    """
+
+    def __init__(self, inputs, fields, index: np.ndarray, device: torch.device) -> None:
+        self.inputs, self.fields, self.index = inputs, fields, np.asarray(index)
+        self.device = torch.device(device)
+        self.pixels = int(np.prod(fields.array.shape[1:]))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _read(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.index[positions.numpy()]
+        x, y = torch.from_numpy(self.inputs[rows]), torch.from_numpy(self.fields[rows])
+        if self.device.type == "cuda":
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
+
+    def epoch_batches(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(self._read, batches[0])
+            for k in range(len(batches)):
+                x, y = pending.result()
+                if k + 1 < len(batches):
+                    pending = reader.submit(self._read, batches[k + 1])
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def _concatenate(draws: list[SourceDraw]) -> SourceDraw:

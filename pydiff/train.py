@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -36,11 +36,11 @@ import torch
 from . import distributed, rundir
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .data import load_arrays
-from .device import autocast
+from .device import autocast, memory_budget
 from .errors import ConfigError, Interrupted
 from .losses import make_loss
 from .rollback import RollBack
-from .samples import OnlineSamples, TensorSamples
+from .samples import OnlineSamples, StreamedSamples, TensorSamples
 from .snapshots import SnapshotPool
 
 
@@ -81,9 +81,10 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Cal
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(network, module, inputs: torch.Tensor, batch_size: int, ctx: distributed.Context,
+def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor], device: torch.device,
                           amp: bool = True) -> None:
-    """Recompute every BatchNorm's running statistics of ``module`` over ``inputs``, dropout off.
+    """Recompute every BatchNorm's running statistics of ``module`` over ``input_batches`` (this
+    rank's part of each global batch), dropout off.
 
     Table 1 puts element-wise dropout right before BatchNorms (D1 and D2 in NN1, D4 before NN2's
     last layers).  During training those BatchNorms record the variance of dropped-out inputs;
@@ -101,9 +102,9 @@ def recalibrate_batchnorm(network, module, inputs: torch.Tensor, batch_size: int
         norm.momentum = None  # a cumulative average over the batches
         norm.train()
     try:
-        for batch in torch.split(torch.arange(len(inputs), device=inputs.device), batch_size):
-            with autocast(ctx.device, amp):  # every rank takes part in every batch's statistics
-                network(inputs[distributed.rank_slice(batch, ctx)])
+        for x in input_batches:
+            with autocast(device, amp):  # every rank takes part in every batch's statistics
+                network(x)
     finally:
         for norm, momentum in zip(norms, saved):
             norm.momentum = momentum
@@ -136,9 +137,8 @@ class Trainer:
             possibly DDP-wrapped or compiled, for steps).
         optimizer: its optimiser.
         train_data: where the training batches come from (:mod:`pydiff.samples`: the fixed
-            training set on the device, or fresh exact samples).
-        val_data: (inputs, fields) tensors on the device, (n, 1, L, L): the held-out split that
-            picks the best epoch.
+            training set on the device or read from its file, or fresh exact samples).
+        val_data: the held-out samples that pick the best epoch, likewise.
         ctx: this process's place in a data-parallel run.
         progress: True (a progress bar), False, or a callable given each epoch's log row.
     """
@@ -148,7 +148,7 @@ class Trainer:
         self.config, self.run_dir = config, Path(run_dir)
         self.module, self.network, self.optimizer, self.ctx = module, network, optimizer, ctx
         self.train_data = train_data
-        self.x_val, self.y_val = val_data
+        self.val_data = val_data
         self.progress = progress
         self.device = ctx.device
         self.loss_sum = loss_function(config)
@@ -195,18 +195,22 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> float:
         """Held-out loss (eval mode), the mean of Eq. 2 over the held-out samples."""
-        n = len(self.x_val)
+        n = len(self.val_data)
         if n == 0:
             return math.nan
         self.network.eval()
-        mine = distributed.rank_slice(torch.arange(n, device=self.device), self.ctx)
         total = torch.zeros((), device=self.device)
-        for index in torch.split(mine, self.config.eval_batch_size):
+        for x, y in self.val_data.epoch_batches(0, self._eval_batches(n)):
             with autocast(self.device, self.config.amp):
-                prediction = self.network(self.x_val[index])
-            total += self.loss_sum(prediction.float(), self.y_val[index])
+                prediction = self.network(x)
+            total += self.loss_sum(prediction.float(), y)
         distributed.all_reduce_sum(total, self.ctx)
         return float(total) / (n * self.pixels)
+
+    def _eval_batches(self, n: int) -> list[torch.Tensor]:
+        """This rank's part of consecutive evaluation batches over positions 0 .. n-1."""
+        mine = distributed.rank_slice(torch.arange(n), self.ctx)
+        return list(torch.split(mine, self.config.eval_batch_size))
 
     # --- Roll-back and snapshots ---------------------------------------------------------------
 
@@ -357,8 +361,10 @@ class Trainer:
                 bar.close()
         if config.recalibrate_bn and self.best_weights is not None:
             self.module.load_state_dict(self.best_weights)
-            recalibrate_batchnorm(self.network, self.module, self.train_data.inputs, config.eval_batch_size,
-                                  self.ctx, config.amp)
+            batches = [distributed.rank_slice(b, self.ctx)
+                       for b in torch.split(torch.arange(len(self.train_data)), config.eval_batch_size)]
+            inputs = (x for x, _ in self.train_data.epoch_batches(0, batches))
+            recalibrate_batchnorm(self.network, self.module, inputs, self.device, config.amp)
             self._remember_best(self.best_epoch, self.best_val)
         self.save()
         result = TrainResult(self.run_dir, self.best_epoch, self.best_val, self.last_epoch + 1, self.rollback.count,
@@ -387,13 +393,21 @@ def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.
     return module, network
 
 
+def file_samples(arrays, index: np.ndarray, device: torch.device):
+    """Samples ``index`` of the data file: on the device when the file's arrays were read into
+    memory, else read from the file batch by batch."""
+    if arrays.in_memory:
+        return TensorSamples(*(torch.as_tensor(a[index]).to(device) for a in (arrays.inputs, arrays.fields)))
+    return StreamedSamples(arrays.inputs, arrays.fields, index, device)
+
+
 def training_samples(config: TrainConfig, arrays, device: torch.device):
-    """The run's training batches: its training split on the device, or (``training_data``
-    "online") as many fresh exact samples per epoch of the file's problem."""
+    """The run's training batches: its training split, or (``training_data`` "online") as many
+    fresh exact samples per epoch of the file's problem."""
     train = arrays.split["train"]
     if config.training_data == "online":
         return OnlineSamples(arrays.problem, len(train), config.seed, device)
-    return TensorSamples(*(torch.as_tensor(a[train]).to(device) for a in (arrays.inputs, arrays.fields)))
+    return file_samples(arrays, train, device)
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
@@ -428,22 +442,23 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)
     checkpoint = rundir.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
-    arrays = load_arrays(config)
+    arrays = load_arrays(config, memory_budget(ctx.device) if config.stream == "auto" else
+                         {"always": 0, "never": math.inf}[config.stream])
     if ctx.is_main:
         run_dir.mkdir(exist_ok=True)
         rundir.write_config(config, run_dir)
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    train_data = training_samples(config, arrays, ctx.device)
     held_out = arrays.split[config.select_on]
     if len(held_out) == 0:  # no validation split (the paper's 80/20): select on the training loss
         held_out = arrays.split["train"]
-    x_val, y_val = (torch.as_tensor(a[held_out]).to(ctx.device) for a in (arrays.inputs, arrays.fields))
+    val_data = file_samples(arrays, held_out, ctx.device)
+    train_data = training_samples(config, arrays, ctx.device)
 
     module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
-                      train_data, (x_val, y_val), ctx, progress)
+                      train_data, val_data, ctx, progress)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     return trainer.fit()

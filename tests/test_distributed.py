@@ -84,13 +84,16 @@ def losses(run):
     return np.array([[float(r["train_loss"]), float(r["val_loss"])] for r in rows])
 
 
-def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path):
+@pytest.mark.parametrize("training_data", ["file", "online"])
+def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path, training_data):
     # 42 training samples in global batches of 41: every epoch has a batch split 21/20 and a last
     # batch of one sample, which leaves rank 1 with nothing (its loss and statistics count zero).
     # PyTorch's initialisation, not the smoke preset's: that one starts NN2's last BatchNorm on
     # values near 1 with a spread of 0.002, where any two float32 summation orders already differ
-    # by 1e-5 (a property of float32, not of data parallelism).
-    options = {"epochs": 3, "batch_size": 41, "n_samples": 60, "init": "default", "device": "cpu"}
+    # by 1e-5 (a property of float32, not of data parallelism).  Online, each rank makes only
+    # its own share of each batch's fresh samples.
+    options = {"epochs": 3, "batch_size": 41, "n_samples": 60, "init": "default", "device": "cpu",
+               "training_data": training_data}
     train(config_for(9, "smoke", data=str(data), dropout_all=0.0, **options), tmp_path / "single", progress=False)
     flags = [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", v)]
     result = torchrun("-m", "pydiff", "train", "--model", 9, "--data", data, "--out", tmp_path / "ddp",

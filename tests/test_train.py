@@ -252,7 +252,6 @@ def test_cli_train_and_model(data, tmp_path):
 
 
 def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
-    from pydiff.distributed import Context
     from pydiff.train import recalibrate_batchnorm
 
     torch.manual_seed(0)
@@ -262,7 +261,7 @@ def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
     for _ in range(20):  # training-mode statistics: variance inflated by the dropout
         net(x[torch.randperm(40)[:10]])
     inflated = net[2].running_var.clone()
-    recalibrate_batchnorm(net, net, x, 10, Context())
+    recalibrate_batchnorm(net, net, x.split(10), torch.device("cpu"))
     with torch.no_grad():
         clean = net[0](x)
     per_batch_var = torch.stack([clean[i:i + 10].var(dim=(0, 2, 3)) for i in range(0, 40, 10)])
@@ -299,3 +298,13 @@ def test_cli_train_needs_a_model_for_the_surrogate(data, tmp_path):
                     "--loss", "exp-MAE", "--width", 0.0625, "--epochs", 1)
     assert result.returncode == 0, result.stderr
     assert "trained encdec" in result.stdout
+
+
+def test_streaming_the_data_from_its_file_trains_exactly_as_holding_it_in_memory(data, tmp_path):
+    # The held-out set is streamed too; recalibration (smoke preset) reads the training set again.
+    held = train(smoke(data, epochs=3, stream="never", eval_batch_size=7), tmp_path / "memory", progress=False)
+    streamed = train(smoke(data, epochs=3, stream="always", eval_batch_size=7), tmp_path / "streamed", progress=False)
+    assert [r["val_loss"] for r in held.history] == [r["val_loss"] for r in streamed.history]
+    assert [r["train_loss"] for r in held.history] == [r["train_loss"] for r in streamed.history]
+    best = [torch.load(r / "best.pt", weights_only=False)["model"] for r in (tmp_path / "memory", tmp_path / "streamed")]
+    assert same_weights(*best)
