@@ -261,9 +261,14 @@ def bench(ctx, run_dir, width, backends):
 @click.option("--n", "n", type=int, default=20000, show_default=True, help="Samples per backend.")
 @click.option("--backends", default="spectral", show_default=True, help="Comma-separated backends.")
 @click.option("--batch-size", type=int, default=500, show_default=True)
+@problem_options
 @reports_errors()
-def bench_generate(n, backends, batch_size):
-    """Samples/s of `pydiff generate` end to end (file written), and its peak memory."""
+def bench_generate(n, backends, batch_size, **problem):
+    """Samples/s of `pydiff generate` end to end (file written), and its peak memory.
+
+    \b
+      pydiff bench generate --setup paper2024 --lattice 512 --n-sources 1-20 --n 1000
+    """
     import pandas as pd
 
     from .bench import bench_generate as run, machine
@@ -271,7 +276,7 @@ def bench_generate(n, backends, batch_size):
 
     if n < 1 or batch_size < 1:
         raise ConfigError("--n and --batch-size must be positive")
-    rows = run([b.strip() for b in backends.split(",")], n=n, batch_size=batch_size)
+    rows = run([b.strip() for b in backends.split(",")], n=n, batch_size=batch_size, problem=make_problem(**problem))
     click.echo(f"# {machine()}")
     click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
@@ -637,3 +642,49 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
         click.echo(f"{kind}: mean_res = {fit.a:.4g} {'+' if fit.b >= 0 else '-'} {abs(fit.b):.4g} ln(n_train), "
                    f"R^2 = {fit.r2:.3f} over {fit.points} runs")
     click.echo(f"wrote {runs}/train_size.csv, train_size.png, train_size_fit.json")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--method", "methods", default="mc-dropout,physics,inverse", show_default=True,
+              help="Comma-separated estimators: mc-dropout (spread of dropout-on predictions), physics (residual of the "
+              "stationary equation), inverse (a field-to-sources network reads the prediction; trained once into RUN/inverse).")
+@click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
+@click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5).")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def trust(run_dir, methods, samples, inverse_epochs, device):
+    """How well label-free scores predict a run's test errors: RUN/trust.csv and trust.png.
+
+    Each method scores every test sample without its ground truth; the table gives the Spearman
+    correlation of the score with the true mean and max residual, and the precision and recall of
+    flagging the worst 5 % of samples with the threshold that flags 5 %.
+    """
+    import pandas as pd
+
+    from .errors import ConfigError
+    from .trust import trust as run
+
+    if samples < 2:
+        raise ConfigError(f"--samples must be at least 2, got {samples}")
+    table = run(run_dir, tuple(m.strip() for m in methods.split(",") if m.strip()), samples, device, inverse_epochs)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"wrote {run_dir}/trust.csv and trust.png")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True,
+              help="(n, L, L) source images: an HDF5 file with an 'inputs' data set (a pydiff data file) or a .npy file.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write (must not exist).")
+@click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps.")
+@click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes (with --uncertainty).")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def predict(run_dir, inputs_path, out, uncertainty, samples, device):
+    """Predict the fields of your own source images with a trained run (best.pt)."""
+    from .inference import predict_file
+
+    summary = predict_file(run_dir, inputs_path, out, uncertainty, samples, device)
+    extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
+    click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")

@@ -52,6 +52,7 @@ class TrainConfig:
     train_fraction: float = 1.0  # train on this fraction of the training split, equal per source count
     select_on: str = "val"  # the held-out split that picks the best epoch: "val", or "test" (the 2024 code)
     training_data: str = "file"  # "file": the training split; "online": fresh exact samples every step
+    inverse: bool = False  # learn the source image from the field (the 2024 conclusions' inverse network)
     stream: str = "auto"  # read the data file batch by batch: "auto" (when it does not fit), "always", "never"
     epochs: int = 800
     batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
@@ -98,6 +99,7 @@ class TrainConfig:
             (self.select_on in SELECT_ON, f"unknown selection split {self.select_on!r}; choose one of {', '.join(SELECT_ON)}"),
             (self.training_data in TRAINING_DATA,
              f"unknown training data {self.training_data!r}; choose one of {', '.join(TRAINING_DATA)}"),
+            (not (self.inverse and self.training_data == "online"), "an inverse network trains on a data file, not online"),
             (self.stream in STREAM, f"unknown stream mode {self.stream!r}; choose one of {', '.join(STREAM)}"),
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),

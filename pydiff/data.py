@@ -129,4 +129,6 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
     except BaseException:
         data.close()
         raise
+    if config.inverse:  # the network maps the field back to its sources
+        inputs, fields = fields, inputs
     return RunArrays(Rows(inputs), Rows(fields), split, counts, data.problem)

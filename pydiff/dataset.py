@@ -188,7 +188,7 @@ def generate(
                 hi = min(n, lo + batch_size)
                 part = draw[lo:hi]
                 images = source_images(problem, part)
-                fields, field_max = normalise(solver(images))
+                fields, field_max = normalise(solver(images), in_place=True)  # the solver's own array
                 f["inputs"][lo:hi] = images
                 f["fields"][lo:hi] = fields
                 f["centers"][lo:hi] = part.centers

@@ -24,6 +24,37 @@ def predict(model, inputs, batch_size: int = 100, device: torch.device | str = "
     return np.concatenate(out) if out else np.zeros((0, *np.shape(inputs)[1:]), np.float32)
 
 
+@torch.no_grad()
+def predict_mc_dropout(model, inputs, samples: int = 32, batch_size: int = 100, device: torch.device | str = "cpu",
+                       seed: int = 0, amp: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo dropout: ``samples`` predictions with dropout on (BatchNorm in evaluation
+    mode), their per-pixel mean and standard deviation, as float32 numpy arrays shaped like
+    ``inputs``.  A network without dropout (or rates 0) gives a zero spread."""
+    device = torch.device(device)
+    model.eval()
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    means, stds = [], []
+    try:
+        for m in dropouts:
+            m.train()
+        for lo in range(0, len(inputs), batch_size):
+            x = torch.as_tensor(np.asarray(inputs[lo : lo + batch_size])).to(device)
+            runs = []
+            for _ in range(samples):
+                with autocast(device, amp):
+                    runs.append(model(x).float())
+            runs = torch.stack(runs)
+            means.append(runs.mean(0).cpu().numpy())
+            stds.append(runs.std(0, unbiased=False).cpu().numpy())
+    finally:
+        model.eval()
+        torch.set_rng_state(generator_state)
+    empty = np.zeros((0, *np.shape(inputs)[1:]), np.float32)
+    return (np.concatenate(means) if means else empty), (np.concatenate(stds) if stds else empty)
+
+
 def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "auto", samples: int = 20) -> dict:
     """Metrics of a trained run (its best checkpoint) on its own data and split.
 

@@ -178,6 +178,26 @@ def plot_train_size(table, fits: dict, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def plot_trust(scores: dict, error, path: Path, title: str = "") -> Path:
+    """Each label-free score against the true mean residual of every test sample (log axes),
+    the worst 5 % by true error in red."""
+    plt = _pyplot()
+    error = np.asarray(error)
+    worst = error >= np.quantile(error, 0.95)
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.6), squeeze=False)
+    for ax, (method, score) in zip(axes[0], scores.items()):
+        ax.scatter(error[~worst], score[~worst], s=4, alpha=0.5, color="tab:blue")
+        ax.scatter(error[worst], score[worst], s=6, color="tab:red", label="worst 5 %")
+        ax.set_xscale("log")
+        if np.all(np.asarray(score) > 0):
+            ax.set_yscale("log")
+        ax.set_xlabel("true mean residual")
+        ax.set_ylabel(f"{method} score")
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "error estimates without ground truth")
+    return _save(fig, path)
+
+
 def write_figures(run_dir: Path, by_split: dict[str, dict], label: str) -> list[Path]:
     """Every figure of a run into its directory; returns their paths.  Data with several source
     counts (the 2024 problem) also get the error per count and region."""

@@ -10,14 +10,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pydiff"
 # Lower numbers are lower layers; a module may import only from its own layer or below, and
 # never in a cycle.  Every module of the package must be listed.
 LAYERS = {
-    0: {"version", "errors", "registry", "problem", "models", "encoder_decoder", "losses", "metrics", "rollback"},
+    0: {"version", "errors", "registry", "problem", "models", "encoder_decoder", "losses", "metrics", "rollback",
+        "physics"},
     1: {"solvers", "solvers.base", "solvers.spectral", "solvers.timestep", "solvers.direct", "solvers.julia",
         "solvers.worker", "solvers.torch_spectral", "dataset", "shards", "config", "device", "distributed", "snapshots"},
     2: {"data", "rundir", "samples"},
     3: {"train", "evaluate"},
-    4: {"figures", "report"},
+    4: {"figures", "report", "inference"},
     5: {"steps"},
-    6: {"reproduce", "bench", "study"},
+    6: {"reproduce", "bench", "study", "trust"},
     7: {"__init__"},
     8: {"cli", "__main__"},
 }

@@ -136,6 +136,13 @@ def test_normalise_gives_unit_maximum(rng):
     assert fields.dtype == np.float32 and field_max.dtype == np.float32
     np.testing.assert_allclose(fields.max(axis=(1, 2)), 1.0)
     np.testing.assert_allclose(fields * field_max[:, None, None], u, rtol=1e-6)
+    u32 = u.astype(np.float32)
+    same, same_max = normalise(u32.copy(), in_place=True)
+    np.testing.assert_array_equal(same, normalise(u32)[0])
+    np.testing.assert_array_equal(same_max, normalise(u32)[1])
+    kept = u.copy()
+    normalise(kept, in_place=True)  # float64 is never overwritten: the fields are a new float32 array
+    np.testing.assert_array_equal(kept, u)
 
 
 def test_wrong_image_shape_is_a_config_error(small_problem):

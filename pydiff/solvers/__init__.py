@@ -67,9 +67,15 @@ def make_solver(name: str, problem: Problem, **options) -> Solver:
     return cls(problem, **options)
 
 
-def normalise(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``u / max(u)`` per sample: the target field (float32) and the maxima (float32)."""
+def normalise(u: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``u / max(u)`` per sample: the target field (float32) and the maxima (float32).
+
+    ``in_place``: a float32 ``u`` is divided where it is and returned (no new array: at 512^2
+    that saves a 1 MB allocation and its page faults per sample)."""
     field_max = u.max(axis=(-2, -1))
+    if in_place and u.dtype == np.float32:
+        u /= field_max[..., None, None]
+        return u, field_max
     fields = np.empty(u.shape, dtype=np.float32)
     np.divide(u, field_max[..., None, None], out=fields, casting="same_kind")  # no float64 copy
     return fields, field_max.astype(np.float32)

@@ -1,0 +1,50 @@
+"""The stationary residual: zero on exact fields, positive on perturbed ones, the Laplacian by hand."""
+
+import numpy as np
+import pytest
+
+from pydiff.physics import five_point_laplacian, residual_score, stationary_residual
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.solvers import solve
+
+
+def test_the_laplacian_by_hand():
+    y = np.zeros((1, 3, 3))
+    y[0, 1, 1] = 1.0
+    lap = five_point_laplacian(y)[0]
+    assert lap.tolist() == [[0, 1, 0], [1, -4, 1], [0, 1, 0]]
+    corner = np.zeros((3, 3))
+    corner[0, 0] = 2.0  # the walls hold zero: two of its neighbours are outside
+    assert five_point_laplacian(corner)[0, 0] == -8.0 and five_point_laplacian(corner)[0, 1] == 2.0
+
+
+@pytest.fixture(scope="module")
+def exact():
+    problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024")
+    images = source_images(problem, sample_sources(problem, 6, 1))
+    return problem, images
+
+
+def test_zero_on_the_exact_stationary_field_with_c_the_inverse_maximum(exact):
+    problem, images = exact
+    fields, field_max = solve(images, problem, "direct")  # the steady state itself
+    residual, c = stationary_residual(fields, images, problem)
+    np.testing.assert_allclose(c, 1.0 / field_max, rtol=1e-5)
+    # float32 fields: the residual is float32 rounding, ~1e-8 against terms of ~1e-3
+    assert np.abs(residual).max() < 1e-6 * np.abs(images).max() / field_max.min()
+    # u(t_max) of the ODE, as the data sets hold it, is stationary to the decayed transient
+    at_t_max, _ = solve(images, problem, "spectral")
+    assert residual_score(at_t_max, images, problem).max() < 1e-6
+
+
+def test_positive_and_growing_on_perturbed_fields(exact):
+    problem, images = exact
+    fields, _ = solve(images, problem, "spectral")
+    base = residual_score(fields, images, problem)
+    noise = np.random.default_rng(0).normal(size=fields.shape)
+    small = residual_score(fields + 1e-3 * noise, images, problem)
+    large = residual_score(fields + 1e-2 * noise, images, problem)
+    assert np.all(small > 100 * base) and np.all(large > 5 * small)
+    # a smooth error the sources cannot explain (a wrong decay length) is seen too
+    blurred = residual_score(fields ** 1.5, images, problem)
+    assert np.all(blurred > 100 * base)

@@ -1,0 +1,95 @@
+"""Label-free error estimates and predictions for users' own images."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pydiff.config import config_for
+from pydiff.dataset import generate, load
+from pydiff.evaluate import predict, predict_mc_dropout
+from pydiff.models import Surrogate
+from pydiff.problem import Problem
+from pydiff.rundir import load_model
+from pydiff.train import train
+from pydiff.trust import flag_quality
+
+from .cli import assert_clean_failure, pydiff
+
+
+def test_mc_dropout_has_zero_spread_without_dropout_and_some_with_it():
+    x = torch.rand(3, 1, 100, 100)
+    torch.manual_seed(0)
+    still = Surrogate(1.0, 1.0, (0.0, 0.0, 0.0, 0.0), width=0.0625)
+    mean, spread = predict_mc_dropout(still, x, samples=4)
+    assert spread.shape == (3, 1, 100, 100) and np.all(spread == 0)
+    np.testing.assert_allclose(mean, predict(still, x), atol=1e-6)
+    torch.manual_seed(0)
+    noisy = Surrogate(1.0, 1.0, (0.3, 0.3, 0.3, 0.3), width=0.0625)
+    _, spread = predict_mc_dropout(noisy, x, samples=4)
+    assert spread.mean() > 0 and not noisy.training
+    assert all(not m.training for m in noisy.modules())  # dropout is off again afterwards
+
+
+def test_flagging_by_hand():
+    error = np.arange(100.0)  # the worst 5 are 95..99
+    score = error.copy()
+    score[99] = -1  # one of the worst is missed, sample 94 flagged instead
+    assert flag_quality(score, error) == (0.8, 0.8)
+    assert flag_quality(error, error) == (1.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trust")
+    data = generate(root / "d.h5", 120, Problem(), seed=0, progress=False)
+    train(config_for(9, "smoke", data=str(data), n_samples=120, epochs=2), root / "run", progress=False)
+    return root
+
+
+def test_trust_scores_every_method(run):
+    result = pydiff("trust", run / "run", "--samples", 4, "--inverse-epochs", 1, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(run / "run" / "trust.csv")
+    assert table.method.tolist() == ["mc-dropout", "physics", "inverse"]
+    assert set(table.columns) >= {"spearman_mean", "spearman_max", "precision_worst5", "recall_worst5"}
+    assert table.samples.tolist() == [24] * 3
+    assert ((table.spearman_mean.abs() <= 1) & (table.precision_worst5.between(0, 1))).all()
+    assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "best.pt").is_file()
+    _, inverse = load_model(run / "run" / "inverse")
+    assert inverse.inverse and inverse.network == "encdec"
+
+
+def test_bad_trust_method_fails_in_one_line(run):
+    assert_clean_failure(pydiff("trust", run / "run", "--method", "oracle"), 2, "unknown trust method")
+
+
+def test_predict_writes_the_predictions_and_score_maps(run, tmp_path):
+    data = load(run / "d.h5")
+    np.save(tmp_path / "mine.npy", data.inputs[:5])
+    result = pydiff("predict", run / "run", "--inputs", tmp_path / "mine.npy", "--out", tmp_path / "out.h5",
+                    "--uncertainty", "--samples", 3)
+    assert result.returncode == 0, result.stderr
+    model, _ = load_model(run / "run")
+    with h5py.File(tmp_path / "out.h5") as f:
+        np.testing.assert_allclose(f["prediction"][()], predict(model, data.inputs[:5, None])[:, 0], atol=1e-6)
+        assert f["mc_dropout_std"].shape == f["physics_residual"].shape == (5, 100, 100)
+        assert f["mc_dropout_std"][()].mean() > 0 and f.attrs["mc_dropout_samples"] == 3
+    # a pydiff data file works as input too; no --uncertainty, no maps
+    result = pydiff("predict", run / "run", "--inputs", run / "d.h5", "--out", tmp_path / "all.h5")
+    assert result.returncode == 0, result.stderr
+    with h5py.File(tmp_path / "all.h5") as f:
+        assert set(f) == {"prediction"} and f["prediction"].shape == (120, 100, 100)
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros((2, 3, 3)), "lattice 3"),
+    (np.zeros((2, 4, 5)), "must be (n, L, L)"),
+    (np.full((1, 100, 100), np.nan), "NaN"),
+])
+def test_predict_refuses_bad_images_in_one_line(run, tmp_path, array, match):
+    np.save(tmp_path / "bad.npy", array)
+    result = pydiff("predict", run / "run", "--inputs", tmp_path / "bad.npy", "--out", tmp_path / "out.h5")
+    assert_clean_failure(result, 2, match)
+    assert not list(tmp_path.glob("out.h5*"))
