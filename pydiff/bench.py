@@ -257,7 +257,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     n_val = n - n_train - round(config.split[1] * n) or n_train
     hours = config.epochs * (n_train / train_sps + n_val / eval_sps) / 3600
 
-    state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values() if torch.is_tensor(t))
     state_bytes += sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
                        if torch.is_tensor(t))
     pool = SnapshotPool(model, optimizer)

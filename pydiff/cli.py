@@ -309,9 +309,10 @@ def training_options(command):
         click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
                      help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
                      "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU)."),
-        click.option("--network", type=click.Choice(["surrogate", "encdec", "unet"]),
+        click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]),
                      help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
-                     "encoder-decoder and U-Net (any lattice)."),
+                     "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "
+                     '(any lattice; pip install "pydiff[fno]").'),
         click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
                      "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights); "
                      "default: the Table 2 row's or the preset's."),

@@ -18,7 +18,7 @@ from .registry import preset as preset_values
 from .rollback import RULES
 
 SCHEDULES = ("constant", "cosine")
-NETWORKS = ("surrogate", "encdec", "unet")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net
+NETWORKS = ("surrogate", "encdec", "unet", "fno")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net; neuraloperator's FNO
 SHUFFLES = ("samples", "batches")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 SELECT_ON = ("val", "test")
@@ -33,7 +33,8 @@ class TrainConfig:
     data: str = ""
     model: int | None = None  # Table 2 id, for the record
     preset: str = ""  # the preset the defaults came from, for the record
-    network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024)
+    network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024), "fno"
+    fno_modes: int = 16  # Fourier modes per axis of the FNO
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)

@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .errors import DataFileError
 from .encoder_decoder import EncoderDecoder, UNet
 from .models import Surrogate
+from .operators import fno
 
 CONFIG = "config.json"
 LAST = "last.pt"
@@ -153,6 +154,8 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
         return EncoderDecoder(config.width)
     if config.network == "unet":
         return UNet(config.width)
+    if config.network == "fno":
+        return fno(config.width, config.fno_modes)
     return Surrogate(config.p1, config.p2, config.dropout, config.width, config.output_scale, config.output_shift,
                      config.init, config.pooling)
 

@@ -24,9 +24,10 @@ class SnapshotPool:
         self._free: list[list[torch.Tensor]] = []
 
     # The live tensors, in a fixed order: the model's state_dict, then per parameter its
-    # optimiser state (sorted keys).
+    # optimiser state (sorted keys).  Non-tensor entries of a state_dict (neuraloperator keeps a
+    # "_metadata" dict there) are constants of the architecture: not copied, passed through.
     def _model_tensors(self) -> list[torch.Tensor]:
-        return list(self.model.state_dict(keep_vars=False).values())
+        return [v for v in self.model.state_dict(keep_vars=False).values() if torch.is_tensor(v)]
 
     def _optimizer_tensors(self) -> list[torch.Tensor]:
         tensors = []
@@ -72,7 +73,8 @@ class SnapshotPool:
         """State ``key`` as ``{"model": state_dict, "optimizer": optimizer state_dict}`` (views of
         the buffers, for saving)."""
         buffers = iter(self.entries[key][0])
-        model = OrderedDict((name, next(buffers)) for name in self.model.state_dict())
+        model = OrderedDict((name, next(buffers) if torch.is_tensor(value) else value)
+                            for name, value in self.model.state_dict().items())
         saved = self.optimizer.state_dict()
         for index in sorted(saved["state"]):
             entry = saved["state"][index]

@@ -301,10 +301,11 @@ class Trainer:
     def _remember_best(self, epoch: int, val_loss: float) -> None:
         weights = self.module.state_dict()
         if self.best_weights is None:
-            self.best_weights = {k: v.detach().clone() for k, v in weights.items()}
+            self.best_weights = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in weights.items()}
         else:
             for k, v in weights.items():
-                self.best_weights[k].copy_(v)
+                if torch.is_tensor(v):
+                    self.best_weights[k].copy_(v)
         self.best_val, self.best_epoch, self.best_saved = val_loss, epoch, False
 
     def fit(self) -> TrainResult:

@@ -43,3 +43,16 @@ def test_unet_skips_and_output_layer_are_trained_modules():
     loss = (model(x) - target).abs().mean()
     loss.backward()
     assert model.out.weight.grad is not None and model.down[0][0].weight.grad.abs().sum() > 0
+
+
+def test_the_fno_comes_from_neuraloperator_and_runs_on_any_lattice():
+    pytest.importorskip("neuralop")
+    from neuralop.models import FNO
+
+    from pydiff.operators import fno
+
+    torch.manual_seed(0)
+    net = fno(width=0.125, modes=8)
+    assert isinstance(net, FNO)
+    for L in (32, 64):  # one set of weights, two resolutions
+        assert net(torch.rand(2, 1, L, L)).shape == (2, 1, L, L)

@@ -270,7 +270,7 @@ def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
     assert torch.all(net[2].running_var < inflated) and net[2].momentum == 0.1 and not net.training
 
 
-@pytest.mark.parametrize("network, loss", [("encdec", "exp-MAE"), ("unet", "tanh-MSE")])
+@pytest.mark.parametrize("network, loss", [("encdec", "exp-MAE"), ("unet", "tanh-MSE"), ("fno", "tanh-Huber")])
 def test_the_2024_networks_train_on_any_lattice_with_the_2024_losses(tmp_path, network, loss):
     path = generate(tmp_path / "many.h5", 30, Problem(lattice=40, radius=3, n_sources=3, min_sources=1,
                                                       setup="paper2024"), progress=False)
@@ -280,7 +280,8 @@ def test_the_2024_networks_train_on_any_lattice_with_the_2024_losses(tmp_path, n
     losses = [row["val_loss"] for row in result.history]
     assert min(losses[1:]) < losses[0]
     model, saved = load_model(tmp_path / "run")
-    assert saved.network == network and type(model).__name__ == {"encdec": "EncoderDecoder", "unet": "UNet"}[network]
+    assert saved.network == network and type(model).__name__ == {"encdec": "EncoderDecoder", "unet": "UNet",
+                                                                 "fno": "FNO"}[network]
     with torch.no_grad():
         assert model.eval()(torch.zeros(1, 1, 40, 40)).shape == (1, 1, 40, 40)
     if network == "encdec":  # per source count and region, through the command line
