@@ -105,28 +105,35 @@ def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int 
         return timed_solve(solver, images)[1]
 
 
+def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5) -> float:
+    """Seconds per sample of ``model``'s forward pass on (batch, 1, L, L) inputs (eval mode, no
+    gradients, best of ``repeats`` after one warm-up call)."""
+    import torch
+
+    from .device import synchronize
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.rand(batch_size, 1, lattice, lattice, device=device)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats + 1):  # the first call warms up
+            synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            synchronize(device)
+            best = min(best, time.perf_counter() - start)
+    return best / batch_size
+
+
 def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu", repeats: int = 5,
                    model_id: int = 9) -> float:
     """ε: seconds per sample of a Table 2 model's forward pass (eval mode, best of ``repeats``)."""
-    import torch
-
     from .models import Surrogate
     from .registry import paper_model
 
     row = paper_model(model_id)
-    model = Surrogate(row.p1, row.p2, row.dropout, width).to(device).eval()
-    x = torch.rand(batch_size, 1, 100, 100, device=device)
-    best = float("inf")
-    with torch.no_grad():
-        for _ in range(repeats + 1):  # the first call warms up
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(x)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return best / batch_size
+    return time_forward(Surrogate(row.p1, row.p2, row.dropout, width), 100, batch_size, device, repeats)
 
 
 PAPER = {"delta": 1.16, "speedup": 1000.0, "E": 12 * 3600.0, "M": 20000, "N_min": 57300.0}

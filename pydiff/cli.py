@@ -689,3 +689,43 @@ def predict(run_dir, inputs_path, out, uncertainty, samples, device):
     summary = predict_file(run_dir, inputs_path, out, uncertainty, samples, device)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")
+
+
+@main.command("compare", context_settings=CONTEXT)
+@click.option("--models", default="surrogate,encdec,unet,fno", show_default=True,
+              help="Comma-separated: surrogate (2021, 100x100 only), encdec, unet (2024), fno (neuraloperator).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
+              help="Data, split, loss and optimiser of every model: quick (the 2021 quick data, 100x100, where all "
+              "four run) or quick2024; the paper presets for GPUs.")
+@click.option("--runs", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
+              help="Directory of the runs and of compare.csv (reused to resume).")
+@click.option("--budget-minutes", type=float,
+              help="Same wall time per model instead of the preset's epochs: each model's epochs are set from "
+              "its measured speed before it trains.")
+@click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
+@click.option("--epochs", type=int, help="Epochs of every model (without --budget-minutes).")
+@click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, split and initialisations.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overrides):
+    """Train the surrogate, the encoder-decoder, the U-Net and the FNO on the same data, split,
+    loss and budget; write RUNS/compare.csv and compare.md (test residuals, parameters, training
+    time, inference ms per sample, and the error on a lattice twice as fine)."""
+    from .compare import compare
+    from .distributed import launched_rank, teardown
+    from .report import format_table
+
+    def report(row):
+        click.echo(f"{row['model']:>9}: {row['params']:,} parameters, mean {row['mean_res']:.4g}, "
+                   f"p99 {row['p99_res']:.4g}, {row['epochs']} epochs in {row['train_s']:.0f} s")
+
+    try:
+        table = compare(tuple(m.strip() for m in models.split(",") if m.strip()), preset, runs, data_dir, seed,
+                        budget_minutes, on_model=report, **overrides)
+    finally:
+        teardown()
+    if launched_rank() == 0 and table is not None:
+        click.echo(format_table(table, "text"))
+        click.echo(f"wrote {runs}/compare.csv, compare.md, compare.json")

@@ -18,7 +18,7 @@ LAYERS = {
     3: {"train", "evaluate"},
     4: {"figures", "report", "inference"},
     5: {"steps"},
-    6: {"reproduce", "bench", "study", "trust"},
+    6: {"reproduce", "bench", "study", "trust", "compare"},  # compare times its models with bench
     7: {"__init__"},
     8: {"cli", "__main__"},
 }

@@ -1,0 +1,140 @@
+"""Baselines on the same footing: the 2021 surrogate, the 2024 encoder-decoder and U-Net, and
+neuraloperator's FNO, each trained on the same data, split, loss and budget.
+
+The budget is either the preset's epochs for every model, or the same wall time
+(``budget_minutes``): then each model's epochs are set before it trains, from its own measured
+step and evaluation speed (:func:`pydiff.bench.bench_train`), so a slower network gets fewer
+epochs and the learning-rate schedule still runs to its end.  The epochs chosen are recorded.
+
+Each model is a cached, resumable run (``DIR/<model>``); ``DIR/compare.csv`` has one row per
+model: parameters, test residuals, training seconds, inference milliseconds per sample at batch
+1 and 256, and the resolution transfer: the mean residual on the same problem sampled on a
+lattice twice as fine (radius and diffusion length doubled in cells), with weights trained on
+the original lattice.  ``DIR/compare.md`` is the same table in markdown, ``compare.json`` the
+rule, versions and device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import distributed, rundir
+from .bench import bench_train, time_forward
+from .config import NETWORKS, config_for
+from .dataset import load
+from .device import pick_device
+from .errors import ConfigError
+from .evaluate import predict
+from .operators import neuraloperator_version
+from .problem import Problem
+from .registry import LATTICE, preset_problem
+from .report import format_table
+from .steps import data_path, ensure_data, train_and_evaluate
+
+MODELS = NETWORKS
+CSV, TABLE, META = "compare.csv", "compare.md", "compare.json"
+TRANSFER_SAMPLES = 200
+
+
+def finer_problem(problem: Problem) -> Problem:
+    """The same physical problem on a lattice twice as fine: L, the radius and the diffusion
+    length (sqrt(D / gamma), in cells) doubled."""
+    return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D)
+
+
+def epochs_for_budget(config, budget_minutes: float, n_train: int, n_val: int) -> tuple[int, dict]:
+    """Epochs of ``config`` that fit ``budget_minutes`` at its measured speed on its device."""
+    speed = bench_train(dataclasses.replace(config, epochs=1), steps=5, warmup=2)
+    epoch_seconds = n_train / speed["samples_per_second"] + n_val / speed["eval_samples_per_second"]
+    return max(1, int(budget_minutes * 60 / epoch_seconds)), speed
+
+
+def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
+            budget_minutes: float | None = None, backend: str = "spectral", progress=True,
+            on_model: Callable[[dict], None] | None = None, transfer_samples: int = TRANSFER_SAMPLES,
+            timing_batch: int = 256, **overrides) -> pd.DataFrame | None:
+    """Train and evaluate every model of ``models`` under one preset and budget; the table.
+
+    ``overrides`` replace the preset's values for every model (``width`` sizes all of them).
+    ``transfer_samples`` test samples on the finer lattice; inference is timed at batch 1 and
+    ``timing_batch``.
+    """
+    models = tuple(models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(MODELS)}")
+    if budget_minutes is not None and not budget_minutes > 0:
+        raise ConfigError(f"the time budget must be positive, got {budget_minutes} minutes")
+    if "fno" in models:
+        fno_version = neuraloperator_version()  # fails here, before any work, when it is missing
+    problem = Problem(**preset_problem(preset_name))
+    # The 2021 presets' loss, split and optimiser are Table 2 model 9's; the 2024 ones their own.
+    base = config_for(9 if problem.lattice == LATTICE and not preset_problem(preset_name) else None, preset_name,
+                      seed=seed, **overrides)
+    ctx = distributed.setup(base.device)
+    runs_dir = Path(runs_dir)
+    if ctx.is_main:
+        if not runs_dir.parent.is_dir():
+            raise ConfigError(f"directory {runs_dir.parent} does not exist")
+        runs_dir.mkdir(exist_ok=True)
+        ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
+        finer = finer_problem(problem)
+        ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)
+    distributed.barrier(ctx)
+    base = dataclasses.replace(base, data=str(data_path(data_dir, base.n_samples, seed, backend, problem)))
+    transfer = load(data_path(data_dir, transfer_samples, seed + 1, backend, finer_problem(problem)))
+    n_train = round(base.split[0] * base.n_samples)
+    n_val = base.n_samples - n_train - round(base.split[1] * base.n_samples)
+
+    rows = []
+    for name in models:
+        if name == "surrogate" and problem.lattice != LATTICE:
+            continue  # Table 1's shapes fix the 2021 networks to 100 x 100
+        config = dataclasses.replace(base, network=name, model=base.model if name == "surrogate" else None)
+        run_dir = runs_dir / name
+        budget_epochs = None
+        if budget_minutes is not None:
+            saved = rundir.read_config(run_dir) if (run_dir / rundir.CONFIG).is_file() else None
+            budget_epochs = saved.epochs if saved is not None else \
+                epochs_for_budget(config, budget_minutes, n_train, n_val)[0]  # a resumed run keeps its epochs
+            config = dataclasses.replace(config, epochs=budget_epochs)
+        metrics = train_and_evaluate(config, run_dir, ctx, splits=("test",), progress=progress)
+        if metrics is None:
+            continue
+        device = pick_device(config.device)
+        model, _ = rundir.load_model(run_dir, "best", device)
+        test, training = metrics["test"], metrics["training"]
+        row = {"model": name, "params": sum(p.numel() for p in model.parameters()),
+               "mean_res": test["mean_res"], "p99_res": test["p99_res"], "max_res": test["max_res"],
+               "epochs": training["epochs_run"], "train_s": training["seconds"],
+               "infer_ms_b1": 1e3 * time_forward(model, problem.lattice, 1, device),
+               f"infer_ms_b{timing_batch}": 1e3 * time_forward(model, problem.lattice, timing_batch, device),
+               "mean_res_2x": math.nan}
+        if name != "surrogate":  # any lattice: the resolution transfer
+            prediction = predict(model, transfer.inputs[:, None], config.eval_batch_size, device, config.amp)
+            row["mean_res_2x"] = float(np.abs(prediction[:, 0] - transfer.fields).mean())
+        rows.append(row)
+        if on_model is not None:
+            on_model(row)
+    if not ctx.is_main:
+        return None
+    table = pd.DataFrame(rows)
+    rundir.atomic_write_text(table.to_csv(index=False), runs_dir / CSV)
+    rundir.atomic_write_text(format_table(table, "markdown") + "\n", runs_dir / TABLE)
+    meta = {"preset": preset_name, "budget": f"{budget_minutes} minutes per model (epochs from measured speed)"
+            if budget_minutes is not None else f"{base.epochs} epochs per model",
+            "lattice": problem.lattice, "transfer_lattice": 2 * problem.lattice, "seed": seed,
+            "torch": torch.__version__, "neuraloperator": fno_version if "fno" in models else None,
+            "device": str(pick_device(base.device)), "machine": platform.processor() or platform.machine()}
+    rundir.atomic_write_text(json.dumps(meta, indent=2), runs_dir / META)
+    return table
+

@@ -1,0 +1,68 @@
+"""`pydiff compare`: four models on one footing, the resolution transfer, the time budget."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pydiff.compare import MODELS, compare, finer_problem
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.solvers import solve
+
+from .cli import assert_clean_failure, pydiff
+
+pytest.importorskip("neuralop")
+
+
+def test_the_finer_problem_is_the_same_field_sampled_twice_as_fine():
+    problem = Problem(lattice=40, radius=3, n_sources=1)
+    finer = finer_problem(problem)
+    assert (finer.lattice, finer.radius, finer.D, finer.gamma) == (80, 6, 4.0, problem.gamma)
+    # one centred disk: the fine field averaged over 2x2 blocks is close to the coarse one
+    coarse_img = np.zeros((1, 40, 40), np.float32)
+    coarse_img[0, 17:23, 17:23] = 1
+    fine_img = np.zeros((1, 80, 80), np.float32)
+    fine_img[0, 34:46, 34:46] = 1
+    coarse, _ = solve(coarse_img, problem)
+    fine, _ = solve(fine_img, finer)
+    blocks = fine[0].reshape(40, 2, 40, 2).mean(axis=(1, 3))
+    assert np.abs(blocks - coarse[0]).max() < 0.05
+
+
+SMALL = {"transfer_samples": 6, "timing_batch": 4, "progress": False}
+
+
+def test_compare_trains_every_model_on_one_footing(tmp_path):
+    # In-process with a small transfer set and timing batch: the FNO runs at full resolution in
+    # every layer, which costs seconds per 256-sample batch on a 2-core CPU.
+    table = compare(MODELS, "smoke", tmp_path / "cmp", tmp_path / "data", epochs=1, n_samples=60, **SMALL)
+    assert table.model.tolist() == ["surrogate", "encdec", "unet", "fno"]
+    assert pd.read_csv(tmp_path / "cmp" / "compare.csv").model.tolist() == table.model.tolist()
+    assert set(table.columns) >= {"params", "mean_res", "p99_res", "max_res", "train_s", "infer_ms_b1",
+                                  "infer_ms_b4", "mean_res_2x"}
+    assert (table.epochs == 1).all() and (table.params > 0).all()
+    assert np.isnan(table.mean_res_2x[0]) and table.mean_res_2x[1:].notna().all()  # the surrogate is 100x100 only
+    configs = [json.loads((tmp_path / "cmp" / m / "config.json").read_text()) for m in table.model]
+    assert len({(c["data"], c["loss"], c["w"], tuple(c["split"]), c["lr"], c["batch_size"]) for c in configs}) == 1
+    meta = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert meta["neuraloperator"] and meta["budget"] == "1 epochs per model"
+    assert (tmp_path / "cmp" / "compare.md").read_text().startswith("| model |")
+
+
+def test_a_time_budget_sets_each_models_epochs_from_its_speed(tmp_path):
+    table = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=0.05,
+                    n_samples=40, **SMALL)
+    assert (table.epochs >= 1).all()
+    assert "0.05 minutes per model" in json.loads((tmp_path / "cmp" / "compare.json").read_text())["budget"]
+    # resumed, a run keeps the epochs its budget gave it
+    again = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=5,
+                    n_samples=40, **SMALL)
+    assert again.epochs.tolist() == table.epochs.tolist()
+
+
+def test_an_unknown_model_fails_in_one_line(tmp_path):
+    result = pydiff("compare", "--models", "surrogate,transformer", "--runs", tmp_path / "cmp",
+                    "--data-dir", tmp_path / "data")
+    assert_clean_failure(result, 2, "unknown model(s) transformer")
+    assert not (tmp_path / "data").exists()
