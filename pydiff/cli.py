@@ -700,8 +700,9 @@ def predict(run_dir, inputs_path, out, uncertainty, samples, device):
 @click.option("--runs", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
               help="Directory of the runs and of compare.csv (reused to resume).")
 @click.option("--budget-minutes", type=float,
-              help="Same wall time per model instead of the preset's epochs: each model's epochs are set from "
-              "its measured speed before it trains.")
+              help="The same wall time per model: each model's epochs are set from its measured speed before it "
+              "trains (default: 12 for quick and quick2024, the whole comparison in under an hour on 2 cores); "
+              "0: every model gets the preset's epochs (the default of the other presets).")
 @click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
 @click.option("--epochs", type=int, help="Epochs of every model (without --budget-minutes).")
 @click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")

@@ -36,7 +36,7 @@ from .errors import ConfigError
 from .evaluate import predict
 from .operators import neuraloperator_version
 from .problem import Problem
-from .registry import LATTICE, preset_problem
+from .registry import COMPARE_BUDGET_MINUTES, LATTICE, preset_problem
 from .report import format_table
 from .steps import data_path, ensure_data, train_and_evaluate
 
@@ -65,15 +65,19 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     """Train and evaluate every model of ``models`` under one preset and budget; the table.
 
     ``overrides`` replace the preset's values for every model (``width`` sizes all of them).
-    ``transfer_samples`` test samples on the finer lattice; inference is timed at batch 1 and
+    ``budget_minutes``: None takes the preset's default (:data:`~pydiff.registry.COMPARE_BUDGET_MINUTES`),
+    0 the preset's epochs.  ``transfer_samples`` test samples on the finer lattice; inference is timed at batch 1 and
     ``timing_batch``.
     """
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(MODELS)}")
-    if budget_minutes is not None and not budget_minutes > 0:
-        raise ConfigError(f"the time budget must be positive, got {budget_minutes} minutes")
+    if budget_minutes is None:
+        budget_minutes = COMPARE_BUDGET_MINUTES.get(preset_name, 0.0)
+    if not budget_minutes >= 0:
+        raise ConfigError(f"the time budget must be positive (or 0: the preset's epochs), got {budget_minutes} minutes")
+    budget_minutes = budget_minutes or None
     if "fno" in models:
         fno_version = neuraloperator_version()  # fails here, before any work, when it is missing
     problem = Problem(**preset_problem(preset_name))

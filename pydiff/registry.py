@@ -105,6 +105,11 @@ PRESET_PROBLEMS: dict[str, dict] = {
 }
 
 
+# The default time budget of `pydiff compare` per model, in minutes: the CPU presets' four models
+# in under an hour on 2 cores.  Other presets give every model the preset's epochs.
+COMPARE_BUDGET_MINUTES: dict[str, float] = {"quick": 12.0, "quick2024": 12.0, "smoke": 0.0}
+
+
 def preset(name: str) -> dict:
     """A copy of preset ``name``'s values; :class:`ConfigError` for an unknown name."""
     if name not in PRESETS:
