@@ -23,8 +23,9 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from .signals import stop_on_signals
 from .version import __version__
-from .errors import ConfigError, DataFileError
+from .errors import ConfigError, DataFileError, Interrupted
 from .problem import Problem, SourceDraw, sample_sources, source_images
 
 FORMAT = "pydiff.dataset"
@@ -188,29 +189,33 @@ def generate(
         bar = _Bar(progress, n, start, backend)
         compressor = ThreadPoolExecutor(max_workers=1)
         try:
-            for lo in range(start, n, batch_size):
-                hi = min(n, lo + batch_size)
-                part = draw[lo:hi]
-                images = source_images(problem, part)
-                # zlib releases the GIL: large inputs compress on the other core while the field is
-                # solved (512^2: +50-80 % samples/s); small ones go through h5py's own filter, which
-                # is faster there (100^2: 15 % slower in a thread).
-                threaded = problem.lattice >= THREADED_COMPRESSION_FROM and _takes_deflated_chunks(f["inputs"])
-                packed = compressor.submit(_deflate_rows, images) if threaded else None
-                fields, field_max = normalise(solver(images), in_place=True)  # the solver's own array
-                if packed is None:
-                    f["inputs"][lo:hi] = images
-                else:
-                    for k, chunk in enumerate(packed.result()):
-                        f["inputs"].id.write_direct_chunk((lo + k, 0, 0), chunk)
-                f["fields"][lo:hi] = fields
-                f["centers"][lo:hi] = part.centers
-                f["values"][lo:hi] = part.values
-                f["field_max"][lo:hi] = field_max
-                f["source_count"][lo:hi] = part.source_count
-                f.attrs["n_complete"] = hi  # after the rows: a crash never over-counts
-                f.flush()
-                bar(hi - lo)
+            with stop_on_signals() as stop:  # SIGINT/SIGTERM: stop between batches
+                for lo in range(start, n, batch_size):
+                    if stop.signum is not None:  # between batches: the file holds whole batches only
+                        raise Interrupted(f"interrupted by {stop.name} after {lo} of {n} samples; run the same command "
+                                          f"with --resume to finish {tmp}", stop.exit_code)
+                    hi = min(n, lo + batch_size)
+                    part = draw[lo:hi]
+                    images = source_images(problem, part)
+                    # zlib releases the GIL: large inputs compress on the other core while the field is
+                    # solved (512^2: +50-80 % samples/s); small ones go through h5py's own filter, which
+                    # is faster there (100^2: 15 % slower in a thread).
+                    threaded = problem.lattice >= THREADED_COMPRESSION_FROM and _takes_deflated_chunks(f["inputs"])
+                    packed = compressor.submit(_deflate_rows, images) if threaded else None
+                    fields, field_max = normalise(solver(images), in_place=True)  # the solver's own array
+                    if packed is None:
+                        f["inputs"][lo:hi] = images
+                    else:
+                        for k, chunk in enumerate(packed.result()):
+                            f["inputs"].id.write_direct_chunk((lo + k, 0, 0), chunk)
+                    f["fields"][lo:hi] = fields
+                    f["centers"][lo:hi] = part.centers
+                    f["values"][lo:hi] = part.values
+                    f["field_max"][lo:hi] = field_max
+                    f["source_count"][lo:hi] = part.source_count
+                    f.attrs["n_complete"] = hi  # after the rows: a crash never over-counts
+                    f.flush()
+                    bar(hi - lo)
         finally:
             compressor.shutdown()
             f.close()

@@ -20,11 +20,8 @@ exactly the states (roll-backs included) that the uninterrupted run held; it log
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +38,7 @@ from .errors import ConfigError, Interrupted
 from .losses import make_loss
 from .rollback import RollBack
 from .samples import OnlineSamples, StreamedSamples, TensorSamples
+from .signals import StopRequest, stop_on_signals
 from .snapshots import SnapshotPool
 
 
@@ -160,7 +158,7 @@ class Trainer:
         self.start_epoch, self.replay_until, self.last_epoch = 0, -1, -1
         self.best_val, self.best_epoch, self.best_weights, self.best_saved = math.inf, -1, None, True
         self.seconds_before, self.bytes_written, self.clock = 0.0, 0, time.perf_counter()
-        self.stop_signal: int | None = None
+        self.stop = StopRequest()  # set by SIGINT/SIGTERM during fit
         self.fixed_batches = None
         if config.shuffle == "batches":  # DiffSolve.jl: consecutive batches of one permutation, fixed
             order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(config.seed + 1))
@@ -185,7 +183,7 @@ class Trainer:
         mine = [distributed.rank_slice(batch, self.ctx) for batch in global_batches]
         batches = self.train_data.epoch_batches(epoch, mine)
         for (x, y), batch in zip(batches, global_batches):
-            if single and self.stop_signal is not None:
+            if single and self.stop.signum is not None:
                 raise _Stop
             scale = self.ctx.world_size / (len(batch) * self.pixels)
             total += train_step(self.network, self.optimizer, x, y, self.loss_sum, scale, self.device, self.config.amp)
@@ -280,24 +278,6 @@ class Trainer:
 
     # --- The loop ------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """SIGINT and SIGTERM (a scheduler's pre-emption) end the run at the next step with a
-        checkpoint; the handlers are restored afterwards."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum, frame):
-            self.stop_signal = signum
-
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
     def _remember_best(self, epoch: int, val_loss: float) -> None:
         weights = self.module.state_dict()
         if self.best_weights is None:
@@ -317,7 +297,7 @@ class Trainer:
             bar = tqdm(total=config.epochs, initial=min(self.replay_until + 1, config.epochs), unit="epoch",
                        desc=f"train {self.run_dir.name}")
         try:
-            with self._stop_on_signals():
+            with stop_on_signals(self.stop):  # SIGINT/SIGTERM: stop at the next step, with a checkpoint
                 for epoch in range(self.start_epoch, config.epochs):
                     tic = time.perf_counter()
                     train_loss = self.train_one_epoch(epoch)
@@ -345,17 +325,15 @@ class Trainer:
                             bar.update(1)
                         elif callable(self.progress) and main:
                             self.progress(row)
-                    if distributed.any_rank(self.stop_signal is not None, self.ctx):
+                    if distributed.any_rank(self.stop.signum is not None, self.ctx):
                         raise _Stop
                     if config.early_stop and epoch - self.best_epoch >= config.early_stop:
                         break
         except BaseException as exc:
             self.save()  # an interruption loses nothing that a checkpoint can hold
             if isinstance(exc, _Stop):
-                name = signal.Signals(self.stop_signal).name if self.stop_signal else "a signal"
-                raise Interrupted(f"stopped by {name} after epoch {self.last_epoch}; checkpoint in "
-                                  f"{self.run_dir / rundir.LAST}; continue with --resume",
-                                  128 + (self.stop_signal or 15)) from None
+                raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
+                                  f"{self.run_dir / rundir.LAST}; continue with --resume", self.stop.exit_code) from None
             raise
         finally:
             if bar is not None:
