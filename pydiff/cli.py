@@ -661,8 +661,6 @@ def trust(run_dir, methods, samples, inverse_epochs, device):
     correlation of the score with the true mean and max residual, and the precision and recall of
     flagging the worst 5 % of samples with the threshold that flags 5 %.
     """
-    import pandas as pd
-
     from .errors import ConfigError
     from .trust import trust as run
 

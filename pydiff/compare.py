@@ -20,7 +20,6 @@ import dataclasses
 import json
 import math
 import platform
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -38,7 +37,7 @@ from .operators import neuraloperator_version
 from .problem import Problem
 from .registry import COMPARE_BUDGET_MINUTES, LATTICE, preset_problem
 from .report import format_table
-from .steps import data_path, ensure_data, train_and_evaluate
+from .steps import data_path, ensure_data, output_dir, train_and_evaluate
 
 MODELS = NETWORKS
 CSV, TABLE, META = "compare.csv", "compare.md", "compare.json"
@@ -85,11 +84,8 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     base = config_for(9 if problem.lattice == LATTICE and not preset_problem(preset_name) else None, preset_name,
                       seed=seed, **overrides)
     ctx = distributed.setup(base.device)
-    runs_dir = Path(runs_dir)
+    runs_dir = output_dir(runs_dir, ctx)
     if ctx.is_main:
-        if not runs_dir.parent.is_dir():
-            raise ConfigError(f"directory {runs_dir.parent} does not exist")
-        runs_dir.mkdir(exist_ok=True)
         ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
         finer = finer_problem(problem)
         ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)

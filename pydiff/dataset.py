@@ -13,7 +13,6 @@ file, which ``resume=True`` finishes.
 from __future__ import annotations
 
 import os
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 from .signals import stop_on_signals
 from .version import __version__
 from .errors import ConfigError, DataFileError, Interrupted
-from .problem import Problem, SourceDraw, sample_sources, source_images
+from .problem import Problem, sample_sources, source_images
 
 FORMAT = "pydiff.dataset"
 FORMAT_VERSION = 2  # 2: setup, min_sources and the per-sample source_count; 1 is still read

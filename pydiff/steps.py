@@ -21,6 +21,16 @@ from .report import write_run_report
 from .train import train
 
 
+def output_dir(path, ctx: distributed.Context) -> Path:
+    """A pipeline's output directory, created (rank 0) inside an existing parent."""
+    path = Path(path)
+    if ctx.is_main:
+        if not path.parent.is_dir():
+            raise ConfigError(f"directory {path.parent} does not exist")
+        path.mkdir(exist_ok=True)
+    return path
+
+
 def data_path(data_dir, n: int, seed: int, backend: str = "spectral", problem: Problem | None = None) -> Path:
     """Where the cached ground truth of ``n`` samples of ``problem`` (default: the 2021 one) lives."""
     problem = problem or Problem()

@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .figures import plot_train_size
 from .problem import Problem
 from .registry import preset_problem
-from .steps import data_path, ensure_data, train_and_evaluate
+from .steps import data_path, ensure_data, output_dir, train_and_evaluate
 
 DEFAULT_FRACTIONS = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 CSV, FIGURE, FIT = "train_size.csv", "train_size.png", "train_size_fit.json"
@@ -111,11 +111,8 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
     base = config_for(None, preset_name, **overrides)
     problem = Problem(**preset_problem(preset_name))
     ctx = distributed.setup(base.device)
-    study_dir = Path(study_dir)
+    study_dir = output_dir(study_dir, ctx)
     if ctx.is_main:
-        if not study_dir.parent.is_dir():
-            raise ConfigError(f"directory {study_dir.parent} does not exist")
-        study_dir.mkdir(exist_ok=True)
         ensure_data(data_dir, base.n_samples, data_seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)
     path = str(data_path(data_dir, base.n_samples, data_seed, backend, problem))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pydiff.compare import MODELS, compare, finer_problem
-from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.problem import Problem
 from pydiff.solvers import solve
 
 from .cli import assert_clean_failure, pydiff

@@ -2,7 +2,6 @@
 that equal the numpy solver's, independent of how they are batched."""
 
 import numpy as np
-import pytest
 import torch
 
 from pydiff.data import split_indices, training_subset
