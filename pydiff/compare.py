@@ -50,11 +50,11 @@ def finer_problem(problem: Problem) -> Problem:
     return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D)
 
 
-def epochs_for_budget(config, budget_minutes: float, n_train: int, n_val: int) -> tuple[int, dict]:
+def epochs_for_budget(config, budget_minutes: float, n_train: int, n_val: int) -> int:
     """Epochs of ``config`` that fit ``budget_minutes`` at its measured speed on its device."""
     speed = bench_train(dataclasses.replace(config, epochs=1), steps=5, warmup=2)
     epoch_seconds = n_train / speed["samples_per_second"] + n_val / speed["eval_samples_per_second"]
-    return max(1, int(budget_minutes * 60 / epoch_seconds)), speed
+    return max(1, int(budget_minutes * 60 / epoch_seconds))
 
 
 def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
@@ -79,10 +79,10 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     budget_minutes = budget_minutes or None
     if "fno" in models:
         fno_version = neuraloperator_version()  # fails here, before any work, when it is missing
-    problem = Problem(**preset_problem(preset_name))
+    problem_values = preset_problem(preset_name)
+    problem = Problem(**problem_values)
     # The 2021 presets' loss, split and optimiser are Table 2 model 9's; the 2024 ones their own.
-    base = config_for(9 if problem.lattice == LATTICE and not preset_problem(preset_name) else None, preset_name,
-                      seed=seed, **overrides)
+    base = config_for(None if problem_values else 9, preset_name, seed=seed, **overrides)
     ctx = distributed.setup(base.device)
     runs_dir = output_dir(runs_dir, ctx)
     if ctx.is_main:
@@ -101,12 +101,10 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
             continue  # Table 1's shapes fix the 2021 networks to 100 x 100
         config = dataclasses.replace(base, network=name, model=base.model if name == "surrogate" else None)
         run_dir = runs_dir / name
-        budget_epochs = None
-        if budget_minutes is not None:
-            saved = rundir.read_config(run_dir) if (run_dir / rundir.CONFIG).is_file() else None
-            budget_epochs = saved.epochs if saved is not None else \
-                epochs_for_budget(config, budget_minutes, n_train, n_val)[0]  # a resumed run keeps its epochs
-            config = dataclasses.replace(config, epochs=budget_epochs)
+        if budget_minutes is not None:  # a resumed run keeps the epochs its budget gave it
+            epochs = rundir.read_config(run_dir).epochs if (run_dir / rundir.CONFIG).is_file() else \
+                epochs_for_budget(config, budget_minutes, n_train, n_val)
+            config = dataclasses.replace(config, epochs=epochs)
         metrics = train_and_evaluate(config, run_dir, ctx, splits=("test",), progress=progress)
         if metrics is None:
             continue

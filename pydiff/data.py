@@ -68,10 +68,6 @@ class Rows:
     def in_memory(self) -> bool:
         return isinstance(self.array, np.ndarray)
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.array.shape)) * self.array.dtype.itemsize
-
     def __getitem__(self, index) -> np.ndarray:
         index = np.asarray(index, dtype=np.int64)
         if self.in_memory:

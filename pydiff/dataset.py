@@ -186,7 +186,11 @@ def generate(
             f = _create(tmp, attrs, problem, n)
         start = int(f.attrs["n_complete"])
         bar = _Bar(progress, n, start, backend)
-        compressor = ThreadPoolExecutor(max_workers=1)
+        # zlib releases the GIL: large inputs compress on the other core while the field is
+        # solved (512^2: +50-80 % samples/s); small ones go through h5py's own filter, which is
+        # faster there (100^2: 15 % slower in a thread).
+        threaded = problem.lattice >= THREADED_COMPRESSION_FROM and _takes_deflated_chunks(f["inputs"])
+        compressor = ThreadPoolExecutor(max_workers=1) if threaded else None
         try:
             with stop_on_signals() as stop:  # SIGINT/SIGTERM: stop between batches
                 for lo in range(start, n, batch_size):
@@ -196,10 +200,6 @@ def generate(
                     hi = min(n, lo + batch_size)
                     part = draw[lo:hi]
                     images = source_images(problem, part)
-                    # zlib releases the GIL: large inputs compress on the other core while the field is
-                    # solved (512^2: +50-80 % samples/s); small ones go through h5py's own filter, which
-                    # is faster there (100^2: 15 % slower in a thread).
-                    threaded = problem.lattice >= THREADED_COMPRESSION_FROM and _takes_deflated_chunks(f["inputs"])
                     packed = compressor.submit(_deflate_rows, images) if threaded else None
                     fields, field_max = normalise(solver(images), in_place=True)  # the solver's own array
                     if packed is None:
@@ -216,7 +216,8 @@ def generate(
                     f.flush()
                     bar(hi - lo)
         finally:
-            compressor.shutdown()
+            if compressor is not None:
+                compressor.shutdown()
             f.close()
             bar.close()
     os.replace(tmp, out)

@@ -11,7 +11,6 @@ complete.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import h5py
@@ -81,21 +80,10 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         residual, _ = stationary_residual(prediction, images, the_problem)
         arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
         summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as out:
-            for name, array in arrays.items():
-                out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
-            out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
-                             mc_dropout_samples=samples if uncertainty else 0)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # on disk before the rename makes it visible
-        finally:
-            os.close(fd)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with rundir.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
+        for name, array in arrays.items():
+            out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
+        out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
+                         mc_dropout_samples=samples if uncertainty else 0)
     return summary
 

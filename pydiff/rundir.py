@@ -15,6 +15,7 @@ sees half a file.  Models load from a run without the trainer: :func:`load_model
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -48,16 +49,31 @@ LOG_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds", "rolled_back",
 # --- Atomic writes: each returns the bytes it wrote ---------------------------------------------
 
 
-def _replace(write, path: Path) -> int:
-    """Run ``write(file)`` on a temporary file, flush it to disk, rename it to ``path``."""
+@contextlib.contextmanager
+def replacing(path):
+    """A temporary path beside ``path`` for the block to write; when the block ends, the file is
+    flushed to disk and renamed to ``path``.  On an error it is removed and ``path`` is untouched."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-        size = f.tell()
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # on disk before the rename makes it visible
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _replace(write, path: Path) -> int:
+    """Run ``write(file)`` on a temporary file, flush it to disk, rename it to ``path``."""
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+            size = f.tell()
     return size
 
 

@@ -429,11 +429,14 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    held_out = arrays.split[config.select_on]
-    if len(held_out) == 0:  # no validation split (the paper's 80/20): select on the training loss
-        held_out = arrays.split["train"]
-    val_data = file_samples(arrays, held_out, ctx.device)
     train_data = training_samples(config, arrays, ctx.device)
+    held_out = arrays.split[config.select_on]
+    if len(held_out) > 0:
+        val_data = file_samples(arrays, held_out, ctx.device)
+    elif config.training_data == "file":  # no validation split (the paper's 80/20): select on the training loss
+        val_data = train_data  # the same samples: one copy on the device
+    else:
+        val_data = file_samples(arrays, arrays.split["train"], ctx.device)
 
     module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
