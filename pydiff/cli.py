@@ -651,7 +651,8 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
               help="Comma-separated estimators: mc-dropout (spread of dropout-on predictions), physics (residual of the "
               "stationary equation), inverse (a field-to-sources network reads the prediction; trained once into RUN/inverse).")
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
-@click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5).")
+@click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
+              "remove it to train it with other epochs.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def trust(run_dir, methods, samples, inverse_epochs, device):
@@ -712,9 +713,8 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
     """Train the surrogate, the encoder-decoder, the U-Net and the FNO on the same data, split,
     loss and budget; write RUNS/compare.csv and compare.md (test residuals, parameters, training
     time, inference ms per sample, and the error on a lattice twice as fine)."""
-    from .compare import compare
+    from .compare import compare, format_compare
     from .distributed import launched_rank, teardown
-    from .report import format_table
 
     def report(row):
         click.echo(f"{row['model']:>9}: {row['params']:,} parameters, mean {row['mean_res']:.4g}, "
@@ -726,5 +726,5 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
     finally:
         teardown()
     if launched_rank() == 0 and table is not None:
-        click.echo(format_table(table, "text"))
+        click.echo(format_compare(table, "text"))
         click.echo(f"wrote {runs}/compare.csv, compare.md, compare.json")

@@ -44,6 +44,13 @@ CSV, TABLE, META = "compare.csv", "compare.md", "compare.json"
 TRANSFER_SAMPLES = 200
 
 
+def format_compare(table: pd.DataFrame, fmt: str = "markdown") -> str:
+    """compare.csv as a readable table: seconds and milliseconds in 3 figures, and "n/a" where a
+    model cannot run (the 2021 surrogate on the finer lattice)."""
+    formats = {column: ".3g" for column in table.columns if column == "train_s" or column.startswith("infer_ms")}
+    return format_table(table, fmt, formats, nan="n/a")
+
+
 def finer_problem(problem: Problem) -> Problem:
     """The same physical problem on a lattice twice as fine: L, the radius and the diffusion
     length (sqrt(D / gamma), in cells) doubled."""
@@ -54,7 +61,7 @@ def epochs_for_budget(config, budget_minutes: float, n_train: int, n_val: int) -
     """Epochs of ``config`` that fit ``budget_minutes`` at its measured speed on its device."""
     speed = bench_train(dataclasses.replace(config, epochs=1), steps=5, warmup=2)
     epoch_seconds = n_train / speed["samples_per_second"] + n_val / speed["eval_samples_per_second"]
-    return max(1, int(budget_minutes * 60 / epoch_seconds))
+    return max(1, int((budget_minutes * 60 - speed["recalibration_seconds"]) / epoch_seconds))
 
 
 def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
@@ -127,7 +134,7 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
         return None
     table = pd.DataFrame(rows)
     rundir.atomic_write_text(table.to_csv(index=False), runs_dir / CSV)
-    rundir.atomic_write_text(format_table(table, "markdown") + "\n", runs_dir / TABLE)
+    rundir.atomic_write_text(format_compare(table) + "\n", runs_dir / TABLE)
     meta = {"preset": preset_name, "budget": f"{budget_minutes} minutes per model (epochs from measured speed)"
             if budget_minutes is not None else f"{base.epochs} epochs per model",
             "lattice": problem.lattice, "transfer_lattice": 2 * problem.lattice, "seed": seed,

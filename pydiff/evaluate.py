@@ -26,16 +26,21 @@ def predict(model, inputs, batch_size: int = 100, device: torch.device | str = "
 
 @torch.no_grad()
 def predict_mc_dropout(model, inputs, samples: int = 32, batch_size: int = 100, device: torch.device | str = "cpu",
-                       seed: int = 0, amp: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int = 0, amp: bool = True, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo dropout: ``samples`` predictions with dropout on (BatchNorm in evaluation
     mode), their per-pixel mean and standard deviation, as float32 numpy arrays shaped like
-    ``inputs``.  A network without dropout (or rates 0) gives a zero spread."""
+    ``inputs``.  A network without dropout (or rates 0) gives a zero spread.  ``progress``: a
+    bar over the inputs (the ``samples`` passes make this the slow part of ``pydiff trust``)."""
     device = torch.device(device)
     model.eval()
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
     generator_state = torch.get_rng_state()
     torch.manual_seed(seed)
     means, stds = [], []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(inputs), unit="sample", desc=f"MC dropout ({samples} passes)")
     try:
         for m in dropouts:
             m.train()
@@ -48,7 +53,11 @@ def predict_mc_dropout(model, inputs, samples: int = 32, batch_size: int = 100, 
             runs = torch.stack(runs)
             means.append(runs.mean(0).cpu().numpy())
             stds.append(runs.std(0, unbiased=False).cpu().numpy())
+            if bar is not None:
+                bar.update(len(x))
     finally:
+        if bar is not None:
+            bar.close()
         model.eval()
         torch.set_rng_state(generator_state)
     empty = np.zeros((0, *np.shape(inputs)[1:]), np.float32)

@@ -178,21 +178,27 @@ def plot_train_size(table, fits: dict, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def plot_trust(scores: dict, error, path: Path, title: str = "") -> Path:
+def plot_trust(scores: dict, error, path: Path, title: str = "", spearman: dict | None = None) -> Path:
     """Each label-free score against the true mean residual of every test sample (log axes),
-    the worst 5 % by true error in red."""
+    the worst 5 % by true error in red; ``spearman`` (method -> rank correlation) titles each panel."""
     plt = _pyplot()
+    from matplotlib.ticker import NullFormatter
+
     error = np.asarray(error)
     worst = error >= np.quantile(error, 0.95)
-    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(scores), figsize=(4.4 * len(scores), 3.8), squeeze=False, layout="constrained")
     for ax, (method, score) in zip(axes[0], scores.items()):
         ax.scatter(error[~worst], score[~worst], s=4, alpha=0.5, color="tab:blue")
         ax.scatter(error[worst], score[worst], s=6, color="tab:red", label="worst 5 %")
         ax.set_xscale("log")
         if np.all(np.asarray(score) > 0):
             ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # a log axis spanning less than a decade labels its minor ticks
+            axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("true mean residual")
         ax.set_ylabel(f"{method} score")
+        if spearman is not None and method in spearman:
+            ax.set_title(f"{method}: Spearman {spearman[method]:.2f}", fontsize=10)
         ax.legend(fontsize=8)
     fig.suptitle(title or "error estimates without ground truth")
     return _save(fig, path)

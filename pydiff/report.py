@@ -45,15 +45,19 @@ def comparison_table(results: dict[int, dict], models=range(1, 15)) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def format_table(df: pd.DataFrame, fmt: str = "text") -> str:
-    """Render a table as text, csv, markdown or latex."""
+def format_table(df: pd.DataFrame, fmt: str = "text", formats: dict[str, str] | None = None,
+                 nan: str = "missing") -> str:
+    """Render a table as text, csv, markdown or latex.  Float columns take their format spec from
+    ``formats`` (column -> spec) or the Table 2 defaults; NaN shows as ``nan``."""
     if fmt == "csv":
         return df.to_csv(index=False)
     shown = df.copy()
+    formats = formats or {}
     for column in shown.columns:
         if shown[column].dtype.kind == "f" and column != "w":
-            spec = ".2f" if column.endswith("ratio") else ".3g" if column.startswith("max") else ".2e"
-            shown[column] = shown[column].map(lambda v, spec=spec: "missing" if v != v else format(v, spec))
+            spec = formats.get(column) or (".2f" if column.endswith("ratio") else
+                                           ".3g" if column.startswith("max") else ".2e")
+            shown[column] = shown[column].map(lambda v, spec=spec: nan if v != v else format(v, spec))
     if "w" in shown.columns:
         shown["w"] = shown["w"].map(lambda v: f"{v:g}")
     if fmt == "text":

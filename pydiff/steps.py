@@ -22,12 +22,13 @@ from .train import train
 
 
 def output_dir(path, ctx: distributed.Context) -> Path:
-    """A pipeline's output directory, created (rank 0) inside an existing parent."""
+    """A pipeline's output directory, created with its parents (rank 0), as ``reproduce`` creates
+    ``runs/PRESET``: the documented defaults (``runs/compare``) must work in a fresh checkout."""
     path = Path(path)
     if ctx.is_main:
-        if not path.parent.is_dir():
-            raise ConfigError(f"directory {path.parent} does not exist")
-        path.mkdir(exist_ok=True)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -93,6 +93,8 @@ def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor]
     statistics that evaluation actually meets.
     """
     norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:  # nothing to recalibrate (an FNO): no pass over the training inputs
+        return
     saved = [m.momentum for m in norms]
     network.eval()
     for norm in norms:

@@ -12,7 +12,8 @@ Each method gives every test sample of a run a score computed without its ground
 
 The scores are then compared with the true per-sample mean and max residual: the Spearman rank
 correlation, and the precision and recall of flagging the worst 5 % of samples (by true mean
-residual) with the threshold that flags 5 % of them.  Written to ``RUN/trust.csv`` and
+residual) with the threshold that flags 5 % of them.  Written to ``RUN/trust.csv``, with every
+test sample's true errors and scores in ``RUN/trust_scores.csv`` and the picture in
 ``RUN/trust.png``; the inverse network is a run of its own in ``RUN/inverse``.
 """
 
@@ -38,7 +39,7 @@ from .physics import residual_score
 from .steps import train_and_evaluate
 
 METHODS = ("mc-dropout", "physics", "inverse")
-CSV, FIGURE, INVERSE_DIR = "trust.csv", "trust.png", "inverse"
+CSV, SCORES, FIGURE, INVERSE_DIR = "trust.csv", "trust_scores.csv", "trust.png", "inverse"
 WORST = 0.05
 
 
@@ -58,6 +59,18 @@ def inverse_config(run_config, epochs: int | None = None, width: float | None = 
     return config_for(None, "quick2024", data=run_config.data, n_samples=run_config.n_samples,
                       split=run_config.split, split_seed=split_seed, seed=run_config.seed, inverse=True,
                       epochs=epochs or 5, width=width)
+
+
+def _inverse_epochs(inverse_run: Path, asked: int | None) -> int | None:
+    """The epochs of the inverse network: a finished one is reused as it is (and asking for other
+    epochs is an error, not a silent reuse); otherwise ``asked`` (None: the default)."""
+    if rundir.read_result(inverse_run) is None:
+        return asked
+    trained = rundir.read_config(inverse_run).epochs
+    if asked is not None and asked != trained:
+        raise ConfigError(f"{inverse_run} was trained for {trained} epochs, not {asked}; "
+                          f"remove that directory to train it again, or leave out --inverse-epochs")
+    return trained
 
 
 def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inverse_epochs: int | None = None,
@@ -88,11 +101,12 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
         if method == "physics":
             scores[method] = residual_score(prediction, x, arrays.problem)
         elif method == "mc-dropout":
-            _, spread = predict_mc_dropout(model, x, samples, config.eval_batch_size, device, config.seed, config.amp)
+            _, spread = predict_mc_dropout(model, x, samples, config.eval_batch_size, device, config.seed,
+                                           config.amp, progress=progress)
             scores[method] = spread.reshape(len(test), -1).mean(axis=1)
         else:
             inverse_run = run_dir / INVERSE_DIR
-            inverse = inverse_config(config, inverse_epochs)
+            inverse = inverse_config(config, _inverse_epochs(inverse_run, inverse_epochs))
             train_and_evaluate(dataclasses.replace(inverse, device=str(device)), inverse_run,
                                distributed.Context(device=device), splits=("test",), progress=progress)
             inverse_model, _ = rundir.load_model(inverse_run, "best", device)
@@ -109,5 +123,8 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
                      "precision_worst5": precision, "recall_worst5": recall, "mean_score": float(score.mean())})
     table = pd.DataFrame(rows)
     rundir.atomic_write_text(table.to_csv(index=False), run_dir / CSV)
-    plot_trust(scores, mean_error, run_dir / FIGURE, f"{run_dir.name}: error estimates without ground truth")
+    per_sample = pd.DataFrame({"sample": test, "mean_res": mean_error, "max_res": max_error, **scores})
+    rundir.atomic_write_text(per_sample.to_csv(index=False), run_dir / SCORES)
+    plot_trust(scores, mean_error, run_dir / FIGURE, f"{run_dir.name}: error estimates without ground truth",
+               spearman=dict(zip(table["method"], table["spearman_mean"])))
     return table

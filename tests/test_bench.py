@@ -1,5 +1,6 @@
 """The timing harness runs and its Eq. 4 arithmetic is right (no speed is asserted)."""
 
+import dataclasses
 import math
 
 import pytest
@@ -42,6 +43,20 @@ def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
     # A checkpoint holds one training state plus the best weights: more than the state, less than twice.
     assert row["state_MB"] < row["checkpoint_MB"] < 2 * row["state_MB"]
     assert row["bytes_per_epoch_MB"] == pytest.approx(row["checkpoint_MB"] / 10)
+
+
+def test_the_projection_counts_the_batchnorm_recalibration_pass_only_where_there_is_one():
+    from pydiff.bench import bench_train
+    from pydiff.config import config_for
+
+    config = config_for(9, "smoke", batch_size=2, eval_batch_size=2, device="cpu", n_samples=100)
+    row = bench_train(dataclasses.replace(config, recalibrate_bn=True), steps=1, warmup=1)
+    n_train = round(config.split[0] * 100)
+    assert row["recalibration_seconds"] == pytest.approx(n_train / row["eval_samples_per_second"])
+    assert bench_train(dataclasses.replace(config, recalibrate_bn=False), steps=1, warmup=1)["recalibration_seconds"] == 0
+    pytest.importorskip("neuralop")
+    fno = dataclasses.replace(config, network="fno", model=None, width=1 / 32, recalibrate_bn=True)
+    assert bench_train(fno, steps=1, warmup=1)["recalibration_seconds"] == 0  # no BatchNorm in an FNO
 
 
 def test_cli_bench_train_prints_the_projection():

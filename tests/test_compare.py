@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from pydiff.compare import MODELS, compare, finer_problem
+from pydiff.distributed import Context
+from pydiff.errors import ConfigError
 from pydiff.problem import Problem
 from pydiff.solvers import solve
+from pydiff.steps import output_dir
 
 from .cli import assert_clean_failure, pydiff
 
@@ -59,6 +62,15 @@ def test_a_time_budget_sets_each_models_epochs_from_its_speed(tmp_path):
     again = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=5,
                     n_samples=40, **SMALL)
     assert again.epochs.tolist() == table.epochs.tolist()
+
+
+def test_the_runs_directory_is_created_with_its_parents_but_not_over_a_file(tmp_path):
+    # the documented `pydiff compare --runs runs/compare` must work where runs/ does not exist yet
+    assert output_dir(tmp_path / "runs" / "compare", Context()).is_dir()
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(ConfigError, match="not a directory"):
+        output_dir(tmp_path / "file", Context())
+    assert (tmp_path / "file").read_text() == "keep"
 
 
 def test_an_unknown_model_fails_in_one_line(tmp_path):

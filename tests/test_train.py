@@ -268,6 +268,11 @@ def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
     torch.testing.assert_close(net[2].running_mean, clean.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(net[2].running_var, per_batch_var.mean(0))  # unbiased, batches averaged
     assert torch.all(net[2].running_var < inflated) and net[2].momentum == 0.1 and not net.training
+    # a network without BatchNorm (the FNO) costs no pass over the training inputs
+    read = []
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Dropout(0.5))
+    recalibrate_batchnorm(plain, plain, (read.append(b) or b for b in x.split(10)), torch.device("cpu"))
+    assert read == []
 
 
 @pytest.mark.parametrize("network, loss", [("encdec", "exp-MAE"), ("unet", "tanh-MSE"), ("fno", "tanh-Huber")])
