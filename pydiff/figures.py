@@ -182,7 +182,9 @@ def plot_trust(scores: dict, error, path: Path, title: str = "", spearman: dict 
     """Each label-free score against the true mean residual of every test sample (log axes),
     the worst 5 % by true error in red; ``spearman`` (method -> rank correlation) titles each panel."""
     plt = _pyplot()
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    short = FuncFormatter(lambda v, _: f"{v:.2g}")  # "0.002": fits where 2×10⁻³ labels collide
 
     error = np.asarray(error)
     worst = error >= np.quantile(error, 0.95)
@@ -191,10 +193,14 @@ def plot_trust(scores: dict, error, path: Path, title: str = "", spearman: dict 
         ax.scatter(error[~worst], score[~worst], s=4, alpha=0.5, color="tab:blue")
         ax.scatter(error[worst], score[worst], s=6, color="tab:red", label="worst 5 %")
         ax.set_xscale("log")
+        log_axes = [ax.xaxis]
         if np.all(np.asarray(score) > 0):
             ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):  # a log axis spanning less than a decade labels its minor ticks
-            axis.set_minor_formatter(NullFormatter())
+            log_axes.append(ax.yaxis)
+        for axis in log_axes:  # scores and errors span one or two decades: label 1, 2 and 5 of each
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(short)
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_xlabel("true mean residual")
         ax.set_ylabel(f"{method} score")
         if spearman is not None and method in spearman:
