@@ -200,7 +200,8 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
 
     Returns:
         samples_per_second (training), eval_samples_per_second (held-out forward passes),
-        recalibration_seconds (the BatchNorm recalibration pass at the end, 0 without one),
+        epoch_seconds (one epoch's training and held-out pass), recalibration_seconds (the
+        BatchNorm recalibration pass at the end, 0 without one),
         projected_hours (``epochs`` epochs of the config's split and the recalibration), state_MB (weights and Adam
         moments), checkpoint_MB, bytes_per_epoch_MB and its ratio to the state.
     """
@@ -214,7 +215,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     from .registry import preset_problem
     from .samples import OnlineSamples
     from .snapshots import SnapshotPool
-    from .train import build_network, loss_function, make_optimizer, train_step
+    from .train import batchnorms, build_network, loss_function, make_optimizer, train_step
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -263,10 +264,10 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     n = config.n_samples or 20000
     n_train = round(config.split[0] * n)
     n_val = n - n_train - round(config.split[1] * n) or n_train
+    epoch_s = n_train / train_sps + n_val / eval_sps
     # the end-of-training BatchNorm recalibration is one more forward pass over the training split
-    has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    recalibration_s = n_train / eval_sps if config.recalibrate_bn and has_batchnorm else 0.0
-    hours = (config.epochs * (n_train / train_sps + n_val / eval_sps) + recalibration_s) / 3600
+    recalibration_s = n_train / eval_sps if config.recalibrate_bn and batchnorms(model) else 0.0
+    hours = (config.epochs * epoch_s + recalibration_s) / 3600
 
     state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values() if torch.is_tensor(t))
     state_bytes += sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
@@ -282,7 +283,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
             "online_share_of_step": online_share,
             "amp": config.amp and device.type == "cuda", "compile": config.compile,
             "samples_per_second": train_sps, "eval_samples_per_second": eval_sps,
-            "recalibration_seconds": recalibration_s,
+            "epoch_seconds": epoch_s, "recalibration_seconds": recalibration_s,
             "epochs": config.epochs, "projected_hours": hours, "state_MB": state_bytes / 1e6,
             "checkpoint_MB": (last + best) / 1e6, "bytes_per_epoch_MB": per_epoch / 1e6,
             "bytes_per_epoch_over_state": per_epoch / state_bytes}

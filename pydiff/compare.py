@@ -57,11 +57,10 @@ def finer_problem(problem: Problem) -> Problem:
     return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D)
 
 
-def epochs_for_budget(config, budget_minutes: float, n_train: int, n_val: int) -> int:
+def epochs_for_budget(config, budget_minutes: float) -> int:
     """Epochs of ``config`` that fit ``budget_minutes`` at its measured speed on its device."""
-    speed = bench_train(dataclasses.replace(config, epochs=1), steps=5, warmup=2)
-    epoch_seconds = n_train / speed["samples_per_second"] + n_val / speed["eval_samples_per_second"]
-    return max(1, int((budget_minutes * 60 - speed["recalibration_seconds"]) / epoch_seconds))
+    speed = bench_train(config, steps=5, warmup=2)
+    return max(1, int((budget_minutes * 60 - speed["recalibration_seconds"]) / speed["epoch_seconds"]))
 
 
 def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
@@ -92,15 +91,13 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     base = config_for(None if problem_values else 9, preset_name, seed=seed, **overrides)
     ctx = distributed.setup(base.device)
     runs_dir = output_dir(runs_dir, ctx)
+    finer = finer_problem(problem)
     if ctx.is_main:
         ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
-        finer = finer_problem(problem)
         ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)
     distributed.barrier(ctx)
     base = dataclasses.replace(base, data=str(data_path(data_dir, base.n_samples, seed, backend, problem)))
-    transfer = load(data_path(data_dir, transfer_samples, seed + 1, backend, finer_problem(problem)))
-    n_train = round(base.split[0] * base.n_samples)
-    n_val = base.n_samples - n_train - round(base.split[1] * base.n_samples)
+    transfer = load(data_path(data_dir, transfer_samples, seed + 1, backend, finer))
 
     rows = []
     for name in models:
@@ -110,7 +107,7 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
         run_dir = runs_dir / name
         if budget_minutes is not None:  # a resumed run keeps the epochs its budget gave it
             epochs = rundir.read_config(run_dir).epochs if (run_dir / rundir.CONFIG).is_file() else \
-                epochs_for_budget(config, budget_minutes, n_train, n_val)
+                epochs_for_budget(config, budget_minutes)
             config = dataclasses.replace(config, epochs=epochs)
         metrics = train_and_evaluate(config, run_dir, ctx, splits=("test",), progress=progress)
         if metrics is None:

@@ -182,7 +182,7 @@ def plot_trust(scores: dict, error, path: Path, title: str = "", spearman: dict 
     """Each label-free score against the true mean residual of every test sample (log axes),
     the worst 5 % by true error in red; ``spearman`` (method -> rank correlation) titles each panel."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     short = FuncFormatter(lambda v, _: f"{v:.2g}")  # "0.002": fits where 2×10⁻³ labels collide
 
@@ -200,7 +200,7 @@ def plot_trust(scores: dict, error, path: Path, title: str = "", spearman: dict 
         for axis in log_axes:  # scores and errors span one or two decades: label 1, 2 and 5 of each
             axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axis.set_major_formatter(short)
-            axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("true mean residual")
         ax.set_ylabel(f"{method} score")
         if spearman is not None and method in spearman:

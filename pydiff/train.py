@@ -78,6 +78,11 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Cal
     return total.detach()
 
 
+def batchnorms(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """Every BatchNorm layer of ``module`` (none in an FNO)."""
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor], device: torch.device,
                           amp: bool = True) -> None:
@@ -92,7 +97,7 @@ def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor]
     for dropout and training mode for the BatchNorms, averaging all batches equally, records the
     statistics that evaluation actually meets.
     """
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorms(module)
     if not norms:  # nothing to recalibrate (an FNO): no pass over the training inputs
         return
     saved = [m.momentum for m in norms]

@@ -53,6 +53,7 @@ def test_the_projection_counts_the_batchnorm_recalibration_pass_only_where_there
     row = bench_train(dataclasses.replace(config, recalibrate_bn=True), steps=1, warmup=1)
     n_train = round(config.split[0] * 100)
     assert row["recalibration_seconds"] == pytest.approx(n_train / row["eval_samples_per_second"])
+    assert row["projected_hours"] * 3600 == pytest.approx(config.epochs * row["epoch_seconds"] + row["recalibration_seconds"])
     assert bench_train(dataclasses.replace(config, recalibrate_bn=False), steps=1, warmup=1)["recalibration_seconds"] == 0
     pytest.importorskip("neuralop")
     fno = dataclasses.replace(config, network="fno", model=None, width=1 / 32, recalibrate_bn=True)
