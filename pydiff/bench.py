@@ -195,7 +195,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     draws and solves its own fresh samples, as training does, and ``online_share_of_step`` is
     the part of a step that costs.  The step uses the config's autocast, channels-last and
     compile settings.  The
-    checkpoint size comes from writing a real last.pt and best.pt of this model and optimiser
+    checkpoint size comes from writing a real last.pt and model.safetensors of this model and optimiser
     to a temporary directory.
 
     Returns:
@@ -276,7 +276,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     pool.capture(0, {})
     with tempfile.TemporaryDirectory() as tmp:
         last = rundir.save_checkpoint({"state": pool.state(0), "best": {"model": model.state_dict()}}, tmp)
-        best = rundir.save_best(model.state_dict(), 0, 0.0, tmp)
+        best = rundir.save_model(model.state_dict(), tmp)
     per_epoch = (last + best) / config.checkpoint_every
     return {"model": config.model, "network": config.network, "lattice": L, "width": config.width,
             "device": str(device), "batch_size": b, "training_data": config.training_data,

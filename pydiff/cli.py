@@ -405,7 +405,7 @@ def train(model_id, data, out, resume, **options):
     """Train a Table 2 model on a data set; checkpoints and a per-epoch log go to --out.
 
     Every epoch appends to log.csv; every --checkpoint-every epochs, on SIGINT/SIGTERM and at
-    the end, last.pt (for --resume) and best.pt (lowest held-out loss) are written.  Under
+    the end, last.pt (for --resume) and model.safetensors (lowest held-out loss) are written.  Under
     `torchrun --nproc-per-node=K -m pydiff train ...` the K ranks share each batch.
     """
     from .distributed import launched_rank, teardown
@@ -439,7 +439,7 @@ def model(model_id, width):
     row = paper_model(model_id)
     net = Surrogate(row.p1, row.p2, row.dropout, width)
     table = pd.DataFrame(describe(net))
-    drops = " ".join(f"D{i + 1}={'-' if d != d else f'{d:g}'}" for i, d in enumerate(row.dropout))
+    drops = " ".join(f"D{i + 1}={'-' if d is None else f'{d:g}'}" for i, d in enumerate(row.dropout))
     click.echo(f"model {model_id}: p1={row.p1:g} p2={row.p2:g} {drops} w={row.w:g} loss={row.loss} width={width:g}")
     with pd.option_context("display.max_rows", None, "display.width", 120):
         click.echo(table.to_string(index=False))
@@ -682,7 +682,7 @@ def trust(run_dir, methods, samples, inverse_epochs, device):
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def predict(run_dir, inputs_path, out, uncertainty, samples, device):
-    """Predict the fields of your own source images with a trained run (best.pt)."""
+    """Predict the fields of your own source images with a trained run (its model.safetensors)."""
     from .inference import predict_file
 
     summary = predict_file(run_dir, inputs_path, out, uncertainty, samples, device)

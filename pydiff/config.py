@@ -37,7 +37,7 @@ class TrainConfig:
     fno_modes: int = 16  # Fourier modes per axis of the FNO
     p1: float = 1.0
     p2: float = 1.0
-    dropout: tuple = (0.0, 0.0, 0.0, 0.0)
+    dropout: tuple = (0.0, 0.0, 0.0, 0.0)  # D1-D4; None where Table 2 builds no network (models 4-7, 12-14)
     w: float = 1.0
     loss: str = "MSE"  # see pydiff.losses.LOSSES
     loss_w2: float = 2000.0  # the tanh losses' step height
@@ -66,7 +66,7 @@ class TrainConfig:
     rollback_s: int = 5
     early_stop: int = 0  # stop after this many epochs without a better held-out loss (0: never)
     recalibrate_bn: bool = False  # at the end, BatchNorm statistics of the best weights recomputed with dropout off
-    checkpoint_every: int = 10  # epochs between checkpoints (last.pt, best.pt); also on SIGINT/SIGTERM
+    checkpoint_every: int = 10  # epochs between checkpoints (last.pt, model.safetensors); also on SIGINT/SIGTERM
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
@@ -82,7 +82,7 @@ class TrainConfig:
             (self.w > 0, f"loss weight w must be positive, got {self.w}"),
             (self.width > 0, f"width must be positive, got {self.width}"),
             (self.p1 != 0 or self.p2 != 0, "p1 and p2 cannot both be 0"),
-            (all(d != d or 0 <= d < 1 for d in self.dropout), f"dropout rates must be in [0, 1), got {self.dropout}"),
+            (len(self.dropout) == 4 and all(d is None or 0 <= d < 1 for d in self.dropout), f"dropout rates must be in [0, 1), got {self.dropout}"),
             (self.lr_schedule in SCHEDULES, f"unknown lr schedule {self.lr_schedule!r}"),
             (self.init in INITS, f"unknown init {self.init!r}; choose one of {', '.join(INITS)}"),
             (self.pooling in POOLINGS, f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}"),
@@ -116,11 +116,55 @@ class TrainConfig:
     def from_json(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        if "dropout" in values:  # pydiff 0.1 wrote NaN for a network that is not built
+            values["dropout"] = tuple(None if d is None or d != d else d for d in values["dropout"])
         return cls(**values)
 
 
-# Fields a resumed run may change: they do not alter what the run computes up to now.
-RESUMABLE_CHANGES = ("epochs", "device", "early_stop", "checkpoint_every", "compile", "eval_batch_size", "stream")
+# Fields that do not change what a run computes: where it runs and how often it saves.  A run
+# continues, and a cached run is reused, whatever these are.
+HOW_IT_RUNS = ("device", "checkpoint_every", "compile", "eval_batch_size", "stream")
+
+
+def differences(stored: TrainConfig, asked: TrainConfig, ignore=HOW_IT_RUNS) -> dict[str, tuple]:
+    """``{field: (stored value, asked value)}`` for every field whose values differ, compared
+    as values (a tuple equals the list JSON gives back, 0.1 == 0.1, None == None)."""
+    a, b = stored.to_json(), asked.to_json()
+    return {k: (a[k], b[k]) for k in a if k not in ignore and _plain(a[k]) != _plain(b[k])}
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, float) and value != value:
+        return "nan"  # NaN equals NaN here: it stands for the same setting
+    return value
+
+
+def resumable(stored: TrainConfig, asked: TrainConfig) -> dict[str, tuple]:
+    """The differences that forbid continuing ``stored``'s run with ``asked`` (empty: it may).
+
+    Other epochs (or another early stop) may be asked only under a constant learning rate, where
+    the run of the new length is the one that would have been asked for from the start (the
+    trainer still refuses to end before the epochs already trained); the cosine schedule's rate
+    at every epoch depends on the total, so a run resumed with other epochs would equal neither.
+    """
+    constant = stored.lr_schedule == asked.lr_schedule == "constant"
+    return differences(stored, asked, HOW_IT_RUNS + (("epochs", "early_stop") if constant else ()))
+
+
+def describe_differences(diff: dict[str, tuple]) -> str:
+    """``lr 0.001 -> 0.05, epochs 9 -> 5``: what a refusal names."""
+    return ", ".join(f"{k} {option_text(a)} -> {option_text(b)}" for k, (a, b) in diff.items())
+
+
+def option_text(value) -> str:
+    """An option's value in a message or a directory name: ``0.05``, ``0.1,0.1,-,-``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(option_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "-" if value is None else str(value)
 
 
 def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: float | None = None,
@@ -128,7 +172,7 @@ def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: 
     """A TrainConfig for Table 2's ``model_id`` under ``preset``, with explicit ``overrides``.
 
     ``None`` values in ``overrides`` mean "not given" and leave the preset's value.
-    ``dropout_all`` sets D1-D4 to one value (the networks that are off keep NaN).
+    ``dropout_all`` sets D1-D4 to one value (the networks that are not built keep None).
     """
     values = preset_values(preset)
     values["preset"] = preset
@@ -137,7 +181,7 @@ def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: 
         values.update(model=row.model, p1=row.p1, p2=row.p2, dropout=row.dropout, w=row.w, loss=row.loss)
     values.update({k: v for k, v in overrides.items() if v is not None})
     if dropout_all is not None:
-        values["dropout"] = tuple(d if d != d else float(dropout_all) for d in values.get("dropout", (0.0,) * 4))
+        values["dropout"] = tuple(None if d is None else float(dropout_all) for d in values.get("dropout", (0.0,) * 4))
     try:
         config = TrainConfig(**values)
     except TypeError as exc:

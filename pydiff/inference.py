@@ -22,6 +22,7 @@ from .device import pick_device
 from .errors import ConfigError, DataFileError
 from .evaluate import predict, predict_mc_dropout
 from .physics import stationary_residual
+from .problem import Problem
 from .version import __version__
 
 
@@ -50,6 +51,16 @@ def read_images(path) -> np.ndarray:
     return images
 
 
+def trained_problem(run_dir, config) -> Problem:
+    """The problem (lattice, D, gamma, ...) a run's model was trained on: recorded in its model
+    file, or for a pydiff 0.1 run read from its data file."""
+    problem = rundir.model_problem(run_dir)
+    if problem is None:
+        f, _, problem = inspect(config.data)
+        f.close()
+    return problem
+
+
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
                  device: str = "auto", batch_size: int = 100) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network.
@@ -66,8 +77,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     device = pick_device(device)
     model, config = rundir.load_model(run_dir, "best", device)
     images = read_images(inputs_path)
-    f, _, problem = inspect(config.data)  # the constants the run was trained on
-    f.close()
+    problem = trained_problem(run_dir, config)
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
     x = images[:, None]

@@ -46,7 +46,11 @@ class NN1(nn.Module):
             conv(c[4], c[5]), nn.BatchNorm2d(c[5]),
             conv(c[5], c[6], "relu"), nn.Dropout(d2), nn.BatchNorm2d(c[6]),
         )
-        self.output_conv = self.layers[-3][0]  # the ReLU layer before the final BatchNorm
+    @property
+    def output_conv(self) -> nn.Conv2d:
+        """The ReLU layer before the final BatchNorm (a property: an attribute would register the
+        layer twice, and its weights would appear twice in the state_dict)."""
+        return self.layers[-3][0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -90,7 +94,10 @@ class NN2(nn.Module):
             conv_t(c[0], 1, 4, 2, 2, "relu"),          # 51 -> 100
             nn.BatchNorm2d(1),
         )
-        self.output_conv = self.decoder[-2][0]
+    @property
+    def output_conv(self) -> nn.ConvTranspose2d:
+        """The ReLU layer before the final BatchNorm."""
+        return self.decoder[-2][0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -129,7 +136,7 @@ class Surrogate(nn.Module):
         super().__init__()
         if p1 == 0 and p2 == 0:
             raise ValueError("at least one of p1, p2 must be non-zero")
-        d1, d2, d3, d4 = (0.0 if d is None or d != d else float(d) for d in dropout)  # NaN -> unused
+        d1, d2, d3, d4 = (0.0 if d is None else float(d) for d in dropout)  # None: that network is not built
         self.p1, self.p2 = float(p1), float(p2)
         self.nn1 = NN1(d1, d2, width) if p1 != 0 else None
         self.nn2 = NN2(d3, d4, width, pooling) if p2 != 0 else None

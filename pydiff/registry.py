@@ -10,7 +10,6 @@ encoder-decoder set-up (1-20 sources on 512^2, for GPUs) and ``quick2024`` its C
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +27,16 @@ class PaperModel:
     w: float
     p1: float
     p2: float
-    dropout: tuple[float, float, float, float]  # NaN where the network is off
+    dropout: tuple[float | None, float | None, float | None, float | None]  # None where the network is off
     loss: str
     mean_res: float
     p99_res: float
     max_res: float
 
 
-def _float(text: str) -> float:
-    return float(text) if text.strip() else math.nan
+def _rate(text: str) -> float | None:
+    """A dropout rate; an empty cell (the network is not built) is None."""
+    return float(text) if text.strip() else None
 
 
 def table2() -> dict[int, PaperModel]:
@@ -48,7 +48,7 @@ def table2() -> dict[int, PaperModel]:
         for r in csv.DictReader(f):
             rows[int(r["model"])] = PaperModel(
                 model=int(r["model"]), w=float(r["w"]), p1=float(r["p1"]), p2=float(r["p2"]),
-                dropout=tuple(_float(r[k]) for k in ("D1", "D2", "D3", "D4")), loss=r["loss"],
+                dropout=tuple(_rate(r[k]) for k in ("D1", "D2", "D3", "D4")), loss=r["loss"],
                 mean_res=float(r["mean_res"]), p99_res=float(r["p99_res"]), max_res=float(r["max_res"]),
             )
     return rows

@@ -18,8 +18,8 @@ from .registry import table2
 RESULT_COLUMNS = [("mean_res", "mean res"), ("p99_res", "99-P res"), ("max_res", "max res")]
 
 
-def _dropout_text(value: float) -> str:
-    return "-" if value != value else f"{value:g}"
+def _dropout_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def comparison_table(results: dict[int, dict], models=range(1, 15)) -> pd.DataFrame:

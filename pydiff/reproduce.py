@@ -12,14 +12,20 @@ import dataclasses
 from pathlib import Path
 
 from . import distributed
-from .config import config_for
+from .config import TrainConfig, config_for, differences, option_text
 from .problem import Problem
 from .registry import preset_problem
 from .steps import data_path, ensure_data, train_and_evaluate
 
 
-def run_dir_for(runs_dir, preset_name: str, model_id: int, seed: int) -> Path:
-    return Path(runs_dir) / preset_name / f"model{model_id:02d}-seed{seed}"
+def run_dir_for(runs_dir, preset_name: str, model_id: int, seed: int, config: TrainConfig | None = None) -> Path:
+    """``RUNS/PRESET/modelNN-seedS``, followed by every option of ``config`` that differs from the
+    preset's (``model09-seed0-epochs5-lr0.05``): a run of other options never reuses another's."""
+    name = f"model{model_id:02d}-seed{seed}"
+    if config is not None:
+        preset_config = config_for(model_id, preset_name, seed=seed, data=config.data)
+        name += "".join(f"-{key}{option_text(asked)}" for key, (_, asked) in differences(preset_config, config).items())
+    return Path(runs_dir) / preset_name / name
 
 
 def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_dir="data", seed: int = 0,
@@ -28,7 +34,8 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
 
     Returns metrics.json's contents plus ``run_dir`` (None on ranks other than 0).  A second
     call with the same arguments reuses the data, the trained run and its metrics; an
-    interrupted one continues.
+    interrupted one continues; other options train into a run directory of their own
+    (:func:`run_dir_for`).
     """
     config = config_for(model_id, preset_name, seed=seed, **overrides)
     problem = Problem(**preset_problem(preset_name))
@@ -37,4 +44,4 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
         ensure_data(data_dir, config.n_samples, seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)
     config = dataclasses.replace(config, data=str(data_path(data_dir, config.n_samples, seed, backend, problem)))
-    return train_and_evaluate(config, run_dir_for(runs_dir, preset_name, model_id, seed), ctx, progress=progress)
+    return train_and_evaluate(config, run_dir_for(runs_dir, preset_name, model_id, seed, config), ctx, progress=progress)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from . import distributed, rundir
-from .config import TrainConfig
+from .config import TrainConfig, describe_differences, differences, resumable
 from .dataset import generate
 from .errors import ConfigError
 from .evaluate import evaluate
@@ -61,18 +61,37 @@ def evaluate_run(run_dir, splits=("test", "train"), device: str = "auto") -> dic
     return write_run_report(run_dir, by_split, rundir.read_config(run_dir), rundir.read_result(run_dir))
 
 
+def cached_run(config: TrainConfig, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``config`` (then it is reused).
+
+    A run of ``config`` that is not finished is continued by the caller; a run of other options is
+    refused, naming them, unless they only extend it (more epochs of a constant learning rate:
+    then it is continued, :func:`~pydiff.config.resumable`)."""
+    if not (run_dir / rundir.CONFIG).is_file():
+        return False
+    stored = rundir.read_config(run_dir)
+    diff = differences(stored, config)
+    if diff and resumable(stored, config):
+        raise ConfigError(f"{run_dir} holds a run made with other options ({describe_differences(diff)}); "
+                          "remove it, or give another --runs directory")
+    return not diff and rundir.read_result(run_dir) is not None
+
+
 def train_and_evaluate(config: TrainConfig, run_dir, ctx: distributed.Context, splits=("test", "train"),
                        progress=True) -> dict | None:
     """Train ``config`` into ``run_dir`` unless it is finished (continuing from its checkpoint),
     then evaluate it unless its metrics are newer than its training.
 
     Returns metrics.json's contents plus ``run_dir`` (None on ranks other than 0).
+
+    Raises:
+        ConfigError: ``run_dir`` holds a run of other options (:func:`cached_run`).
     """
     run_dir = Path(run_dir)
     if ctx.is_main:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
     distributed.barrier(ctx)
-    if rundir.read_result(run_dir) is None:
+    if not cached_run(config, run_dir):
         train(config, run_dir, resume=(run_dir / rundir.CONFIG).is_file(), progress=progress)
     if not ctx.is_main:
         return None

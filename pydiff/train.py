@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 from . import distributed, rundir
-from .config import RESUMABLE_CHANGES, TrainConfig
+from .config import TrainConfig, describe_differences, resumable
 from .data import load_arrays
 from .device import autocast, memory_budget
 from .errors import ConfigError, Interrupted
 from .losses import make_loss
+from .problem import Problem
 from .rollback import RollBack
 from .samples import OnlineSamples, StreamedSamples, TensorSamples
 from .signals import StopRequest, stop_on_signals
@@ -146,11 +147,13 @@ class Trainer:
         val_data: the held-out samples that pick the best epoch, likewise.
         ctx: this process's place in a data-parallel run.
         progress: True (a progress bar), False, or a callable given each epoch's log row.
+        problem: the problem the data poses, recorded with the saved model.
     """
 
     def __init__(self, config: TrainConfig, run_dir, module: torch.nn.Module, network, optimizer,
-                 train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True) -> None:
-        self.config, self.run_dir = config, Path(run_dir)
+                 train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True,
+                 problem: Problem | None = None) -> None:
+        self.config, self.run_dir, self.problem = config, Path(run_dir), problem
         self.module, self.network, self.optimizer, self.ctx = module, network, optimizer, ctx
         self.train_data = train_data
         self.val_data = val_data
@@ -251,11 +254,13 @@ class Trainer:
                 "log": self.log, "seconds": self.seconds(), "bytes_written": self.bytes_written}
 
     def save(self) -> None:
-        """Write last.pt, and best.pt when it changed (rank 0; nothing before the first epoch)."""
+        """Write last.pt, and model.safetensors when the best weights changed (rank 0; nothing
+        before the first epoch)."""
         if not self.ctx.is_main or not self.pool.entries:
             return
         if not self.best_saved and self.best_weights is not None:
-            self.bytes_written += rundir.save_best(self.best_weights, self.best_epoch, self.best_val, self.run_dir)
+            self.bytes_written += rundir.save_model(self.best_weights, self.run_dir, self.best_epoch, self.best_val,
+                                                    self.problem)
             self.best_saved = True
         self.bytes_written += rundir.save_checkpoint(self.checkpoint(), self.run_dir)
 
@@ -404,10 +409,9 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
     if has_run and not resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if has_run:
-        saved = rundir.read_config(run_dir).to_json()
-        mismatched = [k for k, v in saved.items() if k not in RESUMABLE_CHANGES and v != config.to_json().get(k)]
-        if mismatched:
-            raise ConfigError(f"{run_dir} was trained with another configuration ({', '.join(mismatched)} differ); "
+        blocking = resumable(rundir.read_config(run_dir), config)
+        if blocking:
+            raise ConfigError(f"{run_dir} was trained with other options ({describe_differences(blocking)}); "
                               "use the same options or a new --out")
     return (run_dir / rundir.LAST).is_file()
 
@@ -428,6 +432,9 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)
     checkpoint = rundir.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
+    if checkpoint is not None and checkpoint["resume_epoch"] + 1 > config.epochs:
+        raise ConfigError(f"{run_dir} has trained {checkpoint['resume_epoch'] + 1} epochs already; "
+                          f"ask for at least as many, not {config.epochs}")
     arrays = load_arrays(config, memory_budget(ctx.device) if config.stream == "auto" else
                          {"always": 0, "never": math.inf}[config.stream])
     if ctx.is_main:
@@ -447,7 +454,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
 
     module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
-                      train_data, val_data, ctx, progress)
+                      train_data, val_data, ctx, progress, arrays.problem)
     if checkpoint is not None:
         trainer.resume(checkpoint)
     return trainer.fit()

@@ -103,7 +103,7 @@ def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path, training_d
     single, ddp = losses(tmp_path / "single"), losses(tmp_path / "ddp")
     assert single.shape == ddp.shape == (3, 2)
     np.testing.assert_allclose(ddp, single, rtol=1e-5)
-    assert {p.name for p in (tmp_path / "ddp").iterdir()} == {"config.json", "last.pt", "best.pt", "log.csv",
+    assert {p.name for p in (tmp_path / "ddp").iterdir()} == {"config.json", "last.pt", "model.safetensors", "log.csv",
                                                               "result.json"}
     assert json.loads((tmp_path / "ddp" / "result.json").read_text())["world_size"] == 2
 

@@ -22,7 +22,7 @@ def test_reproduce_writes_table_json_and_every_figure(reproduced):
     root, result = reproduced
     assert result.returncode == 0, result.stderr
     run = root / "runs" / "smoke" / "model09-seed0"
-    for name in ("metrics.json", "table.csv", "best.pt", "last.pt", "log.csv", "result.json", *FIGURES):
+    for name in ("metrics.json", "table.csv", "model.safetensors", "last.pt", "log.csv", "result.json", *FIGURES):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == 9 and metrics["preset"] == "smoke"
@@ -39,11 +39,41 @@ def test_second_call_reuses_data_and_run(reproduced):
     root, _ = reproduced
     run = root / "runs" / "smoke" / "model09-seed0"
     data = next((root / "data").glob("*.h5"))
-    stamps = {p: p.stat().st_mtime_ns for p in (data, run / "best.pt", run / "metrics.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in (data, run / "model.safetensors", run / "metrics.json")}
     again = pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=root)
     assert again.returncode == 0, again.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     assert "mean res (ours)" in again.stdout
+
+
+def test_other_options_train_a_run_of_their_own(reproduced):
+    # The cached run of the defaults must not answer for other options: they train into a run
+    # directory that names them, and the default run stays as it was.
+    root, _ = reproduced
+    default = root / "runs" / "smoke" / "model09-seed0"
+    stamp = (default / "model.safetensors").stat().st_mtime_ns
+    other = pydiff("reproduce", "--model", 9, "--preset", "smoke", "--lr", 0.05, "--epochs", 2, cwd=root)
+    assert other.returncode == 0, other.stderr
+    run = root / "runs" / "smoke" / "model09-seed0-epochs2-lr0.05"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["lr"], config["epochs"]) == (0.05, 2)
+    assert json.loads((run / "result.json").read_text())["epochs_run"] == 2
+    assert (default / "model.safetensors").stat().st_mtime_ns == stamp
+    assert f"run directory: {run.relative_to(root)}" in other.stdout
+
+
+def test_a_cached_run_of_other_options_is_refused_not_reused(tmp_path):
+    from pydiff.config import config_for
+    from pydiff.distributed import Context
+    from pydiff.errors import ConfigError
+    from pydiff.steps import ensure_data, train_and_evaluate
+
+    data = ensure_data(tmp_path, 40, 0, progress=False)
+    config = config_for(9, "smoke", data=str(data), epochs=1)
+    train_and_evaluate(config, tmp_path / "run", Context(), splits=("test",), progress=False)
+    with pytest.raises(ConfigError, match=r"other options \(lr 0.001 -> 0.002\)"):
+        train_and_evaluate(config_for(9, "smoke", data=str(data), epochs=1, lr=2e-3), tmp_path / "run", Context(),
+                           splits=("test",), progress=False)
 
 
 def test_evaluate_and_table(reproduced):
@@ -85,7 +115,7 @@ def test_evaluate_without_checkpoint(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"data": "x.h5", "model": 9}))
-    assert_clean_failure(pydiff("evaluate", run), 2, "no checkpoint best.pt")
+    assert_clean_failure(pydiff("evaluate", run), 2, "no model.safetensors")
 
 
 def test_reproduce_refuses_a_foreign_cached_data_file(tmp_path):
@@ -101,7 +131,7 @@ def test_reproduce_all_with_a_custom_split(tmp_path):
     table = pydiff("table", tmp_path / "runs", "--format", "csv")
     rows = pd.read_csv(__import__("io").StringIO(table.stdout))
     assert rows["model"].tolist() == list(range(1, 15)) and rows["mean res (ours)"].notna().all()
-    config = json.loads((tmp_path / "runs" / "smoke" / "model14-seed0" / "config.json").read_text())
+    config = json.loads((tmp_path / "runs" / "smoke" / "model14-seed0-split0.6,0.3,0.1" / "config.json").read_text())
     assert config["split"] == [0.6, 0.3, 0.1]
 
 
@@ -111,7 +141,7 @@ def test_evaluate_with_a_damaged_checkpoint(reproduced, tmp_path):
     root, _ = reproduced
     run = tmp_path / "copy"
     shutil.copytree(root / "runs" / "smoke" / "model09-seed0", run)
-    (run / "best.pt").write_bytes(b"garbage")
+    (run / "model.safetensors").write_bytes(b"garbage")
     assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "cannot be loaded")
     (run / "config.json").write_text("{not json")
     assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "unreadable run configuration")

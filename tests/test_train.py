@@ -16,7 +16,7 @@ from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem
 from pydiff.config import config_for
 from pydiff.data import split_indices
-from pydiff.rundir import load_model
+from pydiff.rundir import load_model, read_model_file
 from pydiff.train import train
 
 from .cli import assert_clean_failure, pydiff
@@ -45,7 +45,7 @@ def test_smoke_training_lowers_the_held_out_loss(data, tmp_path):
     result = train(smoke(data, epochs=6, lr=3e-3), tmp_path / "run", progress=False)
     losses = [row["val_loss"] for row in result.history]
     assert min(losses[1:]) < losses[0]
-    for name in ("config.json", "best.pt", "last.pt", "log.csv"):
+    for name in ("config.json", "model.safetensors", "last.pt", "log.csv"):
         assert (tmp_path / "run" / name).is_file()
     with open(tmp_path / "run" / "log.csv") as f:
         rows = list(csv.DictReader(f))
@@ -79,9 +79,9 @@ def same_weights(a, b):
 def assert_same_run(run_a, run_b):
     """Two run directories hold the same training, bit for bit: log, best weights, last state."""
     assert log_rows(run_a) == log_rows(run_b)
-    best_a, best_b = (torch.load(r / "best.pt", weights_only=False) for r in (run_a, run_b))
-    assert best_a["epoch"] == best_b["epoch"] and same_weights(best_a["model"], best_b["model"])
-    last_a, last_b = (torch.load(r / "last.pt", weights_only=False) for r in (run_a, run_b))
+    (best_a, meta_a), (best_b, meta_b) = (read_model_file(r) for r in (run_a, run_b))
+    assert meta_a["epoch"] == meta_b["epoch"] and same_weights(best_a, best_b)
+    last_a, last_b = (torch.load(r / "last.pt", weights_only=True) for r in (run_a, run_b))
     assert last_a["replay_from"] == last_b["replay_from"]
     assert same_weights(last_a["state"]["model"], last_b["state"]["model"])
     moments = lambda last: [t for s in last["state"]["optimizer"]["state"].values() for t in s.values()]  # noqa: E731
@@ -99,25 +99,56 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
     assert_same_run(tmp_path / "whole", tmp_path / "parts")
 
 
-def test_best_pt_holds_weights_only(data, tmp_path):
-    train(smoke(data, epochs=2), tmp_path / "run", progress=False)
-    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
-    assert set(best) == {"model", "epoch", "val_loss"}
+def test_the_model_file_holds_weights_and_the_problem_only(data, tmp_path):
+    result = train(smoke(data, epochs=2), tmp_path / "run", progress=False)
+    weights, metadata = read_model_file(tmp_path / "run")
+    assert all(torch.is_tensor(v) for v in weights.values())
+    assert int(metadata["epoch"]) == result.best_epoch and float(metadata["val_loss"]) == result.best_val_loss
+    assert Problem.from_attrs(json.loads(metadata["problem"])) == Problem()
     model, _ = load_model(tmp_path / "run")
-    assert same_weights(best["model"], model.state_dict())
+    assert same_weights(weights, model.state_dict())
     last, _ = load_model(tmp_path / "run", "last")
-    assert same_weights(torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state"]["model"],
+    assert same_weights(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["state"]["model"],
                         last.state_dict())
+
+
+class Payload:
+    """Unpickling this object runs ``touch MARKER``: what a tampered checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def test_a_tampered_checkpoint_runs_nothing_and_fails_in_one_line(data, tmp_path):
+    run = tmp_path / "run"
+    train(smoke(data, epochs=1), run, progress=False)
+    marker = tmp_path / "pwned"
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
+    checkpoint["meta"]["python_rng"] = Payload(marker)
+    torch.save(checkpoint, run / "last.pt")
+    with pytest.raises(DataFileError, match="unreadable checkpoint"):
+        train(smoke(data, epochs=1), run, resume=True, progress=False)
+    for command in (["evaluate", run], ["predict", run, "--inputs", data, "--out", tmp_path / "p.h5"]):
+        (run / "model.safetensors").unlink(missing_ok=True)
+        torch.save({"model": Payload(marker), "epoch": 0, "val_loss": 0.0}, run / "best.pt")  # a pydiff 0.1 run
+        assert_clean_failure(pydiff(*command), 2, "cannot be loaded")
+    (run / "best.pt").unlink()
+    (run / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    assert_clean_failure(pydiff("evaluate", run), 2, "cannot be loaded")
+    assert not marker.exists() and not (tmp_path / "p.h5").exists()
 
 
 def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(data, tmp_path):
     train(smoke(data, epochs=1), tmp_path / "run", progress=False)
     (tmp_path / "run" / "last.pt").write_bytes(b"garbage")
     with pytest.raises(DataFileError, match="unreadable checkpoint"):
-        train(smoke(data, epochs=2), tmp_path / "run", resume=True, progress=False)
+        train(smoke(data, epochs=1), tmp_path / "run", resume=True, progress=False)
     torch.save({"model": {}, "optimizer": {}, "rollback": {}}, tmp_path / "run" / "last.pt")
     with pytest.raises(DataFileError, match="first format"):
-        train(smoke(data, epochs=2), tmp_path / "run", resume=True, progress=False)
+        train(smoke(data, epochs=1), tmp_path / "run", resume=True, progress=False)
 
 
 def test_checkpoints_write_at_most_a_fifth_of_the_training_state_per_epoch(data, tmp_path):
@@ -129,7 +160,7 @@ def test_checkpoints_write_at_most_a_fifth_of_the_training_state_per_epoch(data,
     with open(run / "log.csv") as f:
         during = int(list(csv.DictReader(f))[-1]["bytes_written"])  # before the final files
     assert 0 < during / 20 <= (weights + moments) / 5
-    assert result.bytes_written > during  # the final last.pt, best.pt and log were counted too
+    assert result.bytes_written > during  # the final last.pt, model file and log were counted too
 
 
 # --- Interruptions a real user meets: Ctrl-C, a scheduler's SIGTERM, a killed process ----------
@@ -174,7 +205,7 @@ def test_a_killed_run_resumes_exactly_from_its_last_checkpoint(data, tmp_path, u
     wait_for_epochs(process, run, 5)
     process.kill()  # SIGKILL: no chance to write anything; last.pt is the last periodic checkpoint
     process.communicate()
-    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
     assert checkpoint["resume_epoch"] % 3 == 2 and checkpoint["resume_epoch"] < 11
     assert checkpoint["replay_from"] < checkpoint["resume_epoch"]  # it replays a few epochs
     train(smoke(data, **RUN_OPTIONS), run, resume=True, progress=False)
@@ -192,7 +223,7 @@ def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes_exactly(data, tmp
     last = stderr.strip().splitlines()[-1]  # after the progress bar
     assert last.startswith(f"pydiff: error: stopped by {signal.Signals(signum).name} after epoch"), stderr
     assert "--resume" in last and "Traceback" not in stderr
-    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
     assert checkpoint["resume_epoch"] < 11 and not (run / "result.json").exists()
     train(smoke(data, **RUN_OPTIONS), run, resume=True, progress=False)
     assert_same_run(uninterrupted, run)
@@ -200,10 +231,40 @@ def test_a_stop_signal_writes_a_checkpoint_and_the_run_resumes_exactly(data, tmp
 
 def test_resume_with_another_config_is_refused(data, tmp_path):
     train(smoke(data, epochs=1), tmp_path / "run", progress=False)
-    with pytest.raises(ConfigError, match="another configuration \\(lr differ"):
-        train(smoke(data, epochs=2, lr=1e-4), tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(ConfigError, match="other options \\(lr 0.001 -> 0.0001\\)"):
+        train(smoke(data, epochs=1, lr=1e-4), tmp_path / "run", resume=True, progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(smoke(data, epochs=2), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("model_id", range(1, 15))
+def test_every_table2_model_trains_and_resumes(data, tmp_path, model_id):
+    # Models 4-7 and 12-14 build one network only; their switched-off dropouts must compare equal
+    # to themselves when the run is continued (they were NaN, and NaN != NaN refused every resume).
+    config = config_for(model_id, "smoke", data=str(data), epochs=2, n_samples=20, width=1 / 32)
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "run", progress=interrupt_at(0))
+    result = train(config, tmp_path / "run", resume=True, progress=False)
+    assert result.epochs_run == 2 and [row["epoch"] for row in result.history] == [0, 1]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["dropout"][0] is None) == (config.p1 == 0) and (saved["dropout"][2] is None) == (config.p2 == 0)
+
+
+def test_epochs_may_change_on_resume_only_under_a_constant_learning_rate(data, tmp_path):
+    # The cosine rate of every epoch depends on the total: a resumed run with other epochs would
+    # equal neither run, so it is refused.  A constant rate makes the longer run the one that
+    # would have been asked for from the start: it equals an uninterrupted run of that length.
+    # (A run interrupted early may also be ended sooner: the killed-run tests below do that.)
+    train(smoke(data, epochs=2), tmp_path / "cosine", progress=False)
+    with pytest.raises(ConfigError, match="epochs 2 -> 3"):
+        train(smoke(data, epochs=3), tmp_path / "cosine", resume=True, progress=False)
+    constant = dict(lr_schedule="constant", rollback="off", recalibrate_bn=False, checkpoint_every=1)
+    train(smoke(data, epochs=2, **constant), tmp_path / "short", progress=False)
+    with pytest.raises(ConfigError, match="has trained 2 epochs already"):
+        train(smoke(data, epochs=1, **constant), tmp_path / "short", resume=True, progress=False)
+    extended = train(smoke(data, epochs=3, **constant), tmp_path / "short", resume=True, progress=False)
+    whole = train(smoke(data, epochs=3, **constant), tmp_path / "whole", progress=False)
+    assert [r["train_loss"] for r in extended.history] == [r["train_loss"] for r in whole.history]
 
 
 def test_config_json_round_trip(data, tmp_path):
@@ -312,5 +373,5 @@ def test_streaming_the_data_from_its_file_trains_exactly_as_holding_it_in_memory
     streamed = train(smoke(data, epochs=3, stream="always", eval_batch_size=7), tmp_path / "streamed", progress=False)
     assert [r["val_loss"] for r in held.history] == [r["val_loss"] for r in streamed.history]
     assert [r["train_loss"] for r in held.history] == [r["train_loss"] for r in streamed.history]
-    best = [torch.load(r / "best.pt", weights_only=False)["model"] for r in (tmp_path / "memory", tmp_path / "streamed")]
+    best = [read_model_file(r)[0] for r in (tmp_path / "memory", tmp_path / "streamed")]
     assert same_weights(*best)

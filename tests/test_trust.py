@@ -57,7 +57,7 @@ def test_trust_scores_every_method(run):
     assert set(table.columns) >= {"spearman_mean", "spearman_max", "precision_worst5", "recall_worst5"}
     assert table.samples.tolist() == [24] * 3
     assert ((table.spearman_mean.abs() <= 1) & (table.precision_worst5.between(0, 1))).all()
-    assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "best.pt").is_file()
+    assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "model.safetensors").is_file()
     # the per-sample file gives the same correlations and flags as the table
     scores = pd.read_csv(run / "run" / "trust_scores.csv")
     assert len(scores) == 24 and scores["sample"].is_unique
@@ -72,10 +72,10 @@ def test_trust_reuses_the_inverse_network_and_refuses_other_epochs(run):
     result = pydiff("trust", run / "run", "--method", "inverse", timeout=600)  # trains (1 epoch) or reuses it
     assert result.returncode == 0, result.stderr
     trained = load_model(run / "run" / "inverse")[1].epochs
-    before = (run / "run" / "inverse" / "best.pt").stat().st_mtime_ns
+    before = (run / "run" / "inverse" / "model.safetensors").stat().st_mtime_ns
     assert_clean_failure(pydiff("trust", run / "run", "--method", "inverse", "--inverse-epochs", trained + 1), 2,
                          f"trained for {trained} epochs")
-    assert (run / "run" / "inverse" / "best.pt").stat().st_mtime_ns == before
+    assert (run / "run" / "inverse" / "model.safetensors").stat().st_mtime_ns == before
 
 
 def test_bad_trust_method_fails_in_one_line(run):
