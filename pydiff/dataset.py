@@ -376,10 +376,51 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
                 raise DataFileError(f"{path}: dataset {name} has shape {f[name].shape}, expected {shape}")
         if not 0 <= int(attrs["n_complete"]) <= n:
             raise DataFileError(f"{path}: n_complete={attrs['n_complete']} out of range 0..{n}")
+        _check_parts(f, path, _arrays(attrs))
     except BaseException:
         f.close()
         raise
     return f, attrs, problem
+
+
+def part_location(name: str, merged: Path) -> Path:
+    """Where HDF5 finds the part ``name`` of a virtual data set in the file ``merged``: an
+    absolute name as it is, a relative one beside the merged file or else from the working
+    directory (HDF5's own search order)."""
+    part = Path(name)
+    if part.is_absolute():
+        return part
+    beside = merged.parent / part
+    return beside if beside.exists() or not part.exists() else part
+
+
+def _check_parts(f: h5py.File, path: Path, names) -> None:
+    """Every part a merged file's virtual data sets point into is there and holds its data set.
+
+    HDF5 reads an unreachable part as its fill value: a merged file with a part moved away would
+    read as zeros where that part's samples were, without an error.
+    """
+    checked = set()
+    for name in names:
+        dataset = f[name]
+        if not dataset.is_virtual:
+            continue
+        for source in dataset.virtual_sources():
+            if source.file_name == "." or (source.file_name, source.dset_name) in checked:
+                continue
+            checked.add((source.file_name, source.dset_name))
+            part = part_location(source.file_name, path)
+            if not part.is_file():
+                raise DataFileError(f"{path}: {part}, a part of this merged data set, is missing; put it back beside "
+                                    "the merged file (or merge the parts again)")
+            try:
+                with h5py.File(part, "r") as g:
+                    present = source.dset_name.lstrip("/") in g
+            except OSError:
+                present = False
+            if not present:
+                raise DataFileError(f"{path}: {part}, a part of this merged data set, is not the pydiff data set it "
+                                    f"was (no {source.dset_name}); merge the parts again")
 
 
 def load(path: str | os.PathLike, lazy: bool = False, allow_partial: bool = False) -> GroundTruth:

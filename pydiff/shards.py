@@ -50,6 +50,8 @@ def merge(parts, out, overwrite: bool = False) -> Path:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise ConfigError(f"output directory {out.parent} does not exist; create it first")
+    if any(out.resolve() == p.resolve() for p in paths):
+        raise ConfigError(f"{out} is one of the parts to merge; write the merged file under another name")
     described = sorted(((p, _describe(p)) for p in paths), key=lambda item: int(item[1]["first_sample"]))
     first = described[0][1]
     shared = {k: v for k, v in first.items() if k not in SHARED_IGNORED}

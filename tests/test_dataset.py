@@ -9,6 +9,8 @@ from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem, sample_sources, source_images
 from pydiff.solvers import solve
 
+from .cli import assert_clean_failure, pydiff
+
 N = 23  # not a multiple of the batch sizes below, so the last batch is short
 
 
@@ -261,6 +263,36 @@ def test_shards_merge_into_the_unsharded_data_set_whatever_their_number(tmp_path
             np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name), err_msg=name)
         with load(merged_path, lazy=True) as lazy:
             np.testing.assert_array_equal(lazy[7][1][0], whole.fields[7])
+
+
+def test_a_merged_file_with_a_part_moved_away_is_refused_by_every_reader(tmp_path):
+    # HDF5 reads a missing part of a virtual data set as its fill value, zeros: without a check,
+    # half the samples would load, print and train as empty images.
+    from pydiff.errors import DataFileError
+    from pydiff.shards import merge
+
+    parts = make_shards(tmp_path, 2)
+    merged = merge(parts, tmp_path / "merged.h5")
+    parts[1].rename(tmp_path / "elsewhere.h5")
+    for read in (load, lambda p: load(p, lazy=True)):
+        with pytest.raises(DataFileError, match="part1.h5, a part of this merged data set, is missing"):
+            read(merged)
+    assert_clean_failure(pydiff("info", merged), 1, "part1.h5, a part of this merged data set, is missing")
+    result = pydiff("train", "--model", 9, "--preset", "smoke", "--data", merged, "--out", tmp_path / "run")
+    assert_clean_failure(result, 2, "part1.h5, a part of this merged data set, is missing")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "elsewhere.h5").rename(parts[1])
+    assert len(load(merged)) == 10
+
+
+def test_merge_refuses_to_write_over_one_of_its_parts(tmp_path):
+    from pydiff.shards import merge
+
+    parts = make_shards(tmp_path, 2)
+    before = parts[0].read_bytes()
+    with pytest.raises(ConfigError, match="is one of the parts"):
+        merge(parts, parts[0], overwrite=True)
+    assert parts[0].read_bytes() == before
 
 
 def test_merge_refuses_parts_that_do_not_fit(tmp_path):
