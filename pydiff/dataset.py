@@ -72,7 +72,14 @@ def _create(path: Path, attrs: dict, problem: Problem, n: int) -> h5py.File:
     f.create_dataset("source_count", (n,), np.int16, chunks=(min(n, 4096),))
     f.attrs.update(attrs)
     f.attrs["n_complete"] = 0
+    _sync(f)  # from here on the file is a readable, empty data set, whenever the process dies
     return f
+
+
+def _sync(f: h5py.File) -> None:
+    """Write HDF5's cached data and metadata to the file, and the file to the disk."""
+    f.flush()
+    os.fsync(f.id.get_vfd_handle())
 
 
 def _plain(value):
@@ -179,10 +186,8 @@ def generate(
     with make_solver(backend, problem, **(solver_options or {})) as solver:
         draw = sample_sources(problem, n, seed)[lo:hi]  # every sample drawn: a shard's rows do not depend on k
         n = hi - lo
-        if resume and tmp.exists():
-            f = _open_partial(tmp)
-            _check_resumable(f, attrs, tmp)
-        else:
+        f = _open_partial(tmp, attrs) if resume and tmp.exists() else None
+        if f is None:
             f = _create(tmp, attrs, problem, n)
         start = int(f.attrs["n_complete"])
         bar = _Bar(progress, n, start, backend)
@@ -212,16 +217,29 @@ def generate(
                     f["values"][lo:hi] = part.values
                     f["field_max"][lo:hi] = field_max
                     f["source_count"][lo:hi] = part.source_count
-                    f.attrs["n_complete"] = hi  # after the rows: a crash never over-counts
-                    f.flush()
+                    # The rows reach the disk before the count that declares them does: a process
+                    # killed at any moment leaves a file whose first n_complete rows are final.
+                    _sync(f)
+                    f.attrs["n_complete"] = hi
+                    _sync(f)
                     bar(hi - lo)
         finally:
             if compressor is not None:
                 compressor.shutdown()
             f.close()
             bar.close()
+    _fsync_path(tmp)
     os.replace(tmp, out)
+    _fsync_path(out.parent)  # the rename itself survives a crash of the machine
     return out
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _deflate_rows(images: np.ndarray) -> list[bytes]:
@@ -250,11 +268,23 @@ def shard_range(n: int, shard: tuple[int, int] | None) -> tuple[int, int]:
     return int(i * n // k), int((i + 1) * n // k)
 
 
-def _open_partial(path: Path) -> h5py.File:
+def _open_partial(path: Path, attrs: dict) -> h5py.File | None:
+    """The interrupted file to continue, checked against the requested parameters; None when it
+    holds no complete sample (a run killed before its first batch reached the disk leaves a
+    file HDF5 may not even open): then it is simply started afresh."""
     try:
-        return h5py.File(path, "r+")
-    except OSError as exc:
-        raise DataFileError(f"cannot resume from {path}: it is not a readable HDF5 file ({exc}); use --overwrite") from None
+        f = h5py.File(path, "r+")
+    except OSError:
+        return None
+    try:
+        if int(_plain(f.attrs.get("n_complete", 0))) == 0 or f.attrs.get("format") is None:
+            f.close()
+            return None
+        _check_resumable(f, attrs, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 class _Bar:

@@ -1,5 +1,6 @@
 """``pydiff generate`` and ``pydiff info`` from the outside: outputs, exit statuses, no traces."""
 
+import os
 import subprocess
 import sys
 
@@ -7,7 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pydiff.dataset import load
+from pydiff.dataset import generate, load
+from pydiff.problem import Problem
 
 from .cli import assert_clean_failure, pydiff
 
@@ -117,33 +119,92 @@ def test_click_usage_errors_are_one_line_too(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path):
-    """A real SIGINT mid-run: exit 130, only OUT.partial left; --resume completes it identically."""
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    """A real SIGINT, delivered while the second batch is being made: exit 130 with one line,
+    only OUT.partial left; --resume completes it identically."""
     import signal
-    import time
+
+    from click.testing import CliRunner
+
+    from pydiff import dataset
+    from pydiff.cli import main
 
     out = tmp_path / "d.h5"
-    args = ["generate", "--n", "10000", "--out", str(out), "--seed", "5", "--batch-size", "50", "--quiet"]
-    process = subprocess.Popen([sys.executable, "-m", "pydiff", *args], stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / "d.h5.partial"
-    deadline = time.time() + 60
-    while time.time() < deadline and not partial.exists():
-        time.sleep(0.01)
-    time.sleep(1.0)  # some batches written (10,000 samples take ~5 s here), many still to come
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    if process.returncode == 0:
-        pytest.skip("the run finished before the signal arrived")
-    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
-    assert partial.exists() and not out.exists()
-    resumed = pydiff(*args, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert out.exists() and not partial.exists()
-    whole = tmp_path / "whole.h5"
-    assert pydiff(*args[:4], whole, *args[5:]).returncode == 0
-    a, b = load(out), load(whole)
-    for name in ("inputs", "fields", "centers", "values", "field_max"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    args = ["generate", "--n", "40", "--out", str(out), "--seed", "5", "--batch-size", "10", "--lattice", "24",
+            "--radius", "3", "--quiet"]
+    batches = []
+    make_images = dataset.source_images
+
+    def images_then_ctrl_c(problem, draw):
+        batches.append(len(draw))
+        if len(batches) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # recorded by pydiff's handler; the batch finishes
+        return make_images(problem, draw)
+
+    monkeypatch.setattr(dataset, "source_images", images_then_ctrl_c)
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130 and len(batches) == 2
+    assert stopped.stderr.strip().splitlines() == [
+        f"pydiff: error: interrupted by SIGINT after 20 of 40 samples; run the same command with --resume to "
+        f"finish {out}.partial"]
+    assert (tmp_path / "d.h5.partial").exists() and not out.exists()
+    monkeypatch.setattr(dataset, "source_images", make_images)
+    resumed = CliRunner().invoke(main, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert out.exists() and not (tmp_path / "d.h5.partial").exists()
+    whole = CliRunner().invoke(main, [*args[:4], str(tmp_path / "whole.h5"), *args[5:]])
+    assert whole.exit_code == 0
+    assert_same_data(load(out), load(tmp_path / "whole.h5"))
+
+
+def assert_same_data(a, b):
+    for name in ("inputs", "fields", "centers", "values", "field_max", "source_count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+# A child that runs generate and SIGKILLs itself just before its N-th write to the file (a data
+# set's rows, an attribute, a flush): every point of a batch's write sequence, deterministically.
+KILLED_CHILD = """
+import os, signal, sys
+import h5py
+from pydiff.dataset import generate
+from pydiff.problem import Problem
+
+kill_before, events = int(sys.argv[2]), [0]
+
+def counted(write):
+    def run(*args, **kwargs):
+        events[0] += 1
+        if events[0] == kill_before:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return write(*args, **kwargs)
+    return run
+
+h5py.Dataset.__setitem__ = counted(h5py.Dataset.__setitem__)
+h5py.AttributeManager.__setitem__ = counted(h5py.AttributeManager.__setitem__)
+h5py.File.flush = counted(h5py.File.flush)
+generate(sys.argv[1], 40, Problem(lattice=24, radius=3), seed=3, batch_size=10, progress=False)
+"""
+
+
+def test_generate_killed_at_any_write_resumes_to_the_uninterrupted_file(tmp_path):
+    whole = load(generate(tmp_path / "whole.h5", 40, Problem(lattice=24, radius=3), seed=3, batch_size=10,
+                          progress=False))
+    resumed_from = {}
+    # 0-20: file creation (its attributes) and the first batch; 21-60: the later batches.
+    for kill_before in (1, 5, 15, 17, 18, 19, 20, 21, 25, 31, 38, 45, 52):
+        out = tmp_path / f"k{kill_before}.h5"
+        child = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(out), str(kill_before)],
+                               capture_output=True, text=True, timeout=120)
+        assert child.returncode == -9, (kill_before, child.stderr)
+        assert not out.exists()
+        written = []
+        generate(out, 40, Problem(lattice=24, radius=3), seed=3, batch_size=10, resume=True, progress=written.append)
+        resumed_from[kill_before] = 40 - sum(written)
+        assert_same_data(load(out), whole)
+    # a run killed before its first batch was declared starts afresh; later ones keep their batches
+    assert resumed_from[1] == 0 and resumed_from[52] >= 30
+    assert sorted(resumed_from.values()) == list(resumed_from.values())
 
 
 def test_generate_the_2024_problem_with_a_range_of_source_counts(tmp_path):
