@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import distributed, rundir
+from . import atomic, distributed, rundir
 from .bench import bench_train, time_forward
 from .config import NETWORKS, config_for
 from .dataset import load
@@ -130,13 +130,13 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     if not ctx.is_main:
         return None
     table = pd.DataFrame(rows)
-    rundir.atomic_write_text(table.to_csv(index=False), runs_dir / CSV)
-    rundir.atomic_write_text(format_compare(table) + "\n", runs_dir / TABLE)
+    atomic.write_text(table.to_csv(index=False), runs_dir / CSV)
+    atomic.write_text(format_compare(table) + "\n", runs_dir / TABLE)
     meta = {"preset": preset_name, "budget": f"{budget_minutes} minutes per model (epochs from measured speed)"
             if budget_minutes is not None else f"{base.epochs} epochs per model",
             "lattice": problem.lattice, "transfer_lattice": 2 * problem.lattice, "seed": seed,
             "torch": torch.__version__, "neuraloperator": fno_version if "fno" in models else None,
             "device": str(pick_device(base.device)), "machine": platform.processor() or platform.machine()}
-    rundir.atomic_write_text(json.dumps(meta, indent=2), runs_dir / META)
+    atomic.write_text(json.dumps(meta, indent=2), runs_dir / META)
     return table
 

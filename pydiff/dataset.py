@@ -22,6 +22,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from .atomic import fsync_path
 from .signals import stop_on_signals
 from .version import __version__
 from .errors import ConfigError, DataFileError, Interrupted
@@ -228,18 +229,10 @@ def generate(
                 compressor.shutdown()
             f.close()
             bar.close()
-    _fsync_path(tmp)
+    fsync_path(tmp)
     os.replace(tmp, out)
-    _fsync_path(out.parent)  # the rename itself survives a crash of the machine
+    fsync_path(out.parent)  # the rename itself survives a crash of the machine
     return out
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _deflate_rows(images: np.ndarray) -> list[bytes]:

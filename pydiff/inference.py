@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import rundir
+from . import atomic, rundir
 from .dataset import inspect
 from .device import pick_device
 from .errors import ConfigError, DataFileError
@@ -90,7 +90,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         residual, _ = stationary_residual(prediction, images, the_problem)
         arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
         summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
-    with rundir.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
+    with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
         for name, array in arrays.items():
             out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
         out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,

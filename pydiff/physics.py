@@ -10,6 +10,10 @@ prediction, so ``c`` is fitted per sample by least squares (the value that makes
 smallest); what remains is the part of the prediction no source strength can explain.  The
 Laplacian is the five-point stencil with zero values outside the lattice, as in the solvers.
 
+With ``source_model="clamped"`` the disk cells are held at their values instead: the equation
+``D lap(u) - gamma u = 0`` holds outside them only, with no source term and no scale to fit, so
+the residual is that of the free cells and 0 on the held ones.
+
 Arrays: (n, L, L) or (n, 1, L, L) float arrays, a sample per row; units of the field per unit
 time (the problem's ``D`` and ``gamma``).
 """
@@ -38,12 +42,15 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
         problem: the constants ``D`` and ``gamma``.
 
     Returns:
-        ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors.
+        ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
+        clamped sources, whose held cells have residual 0).
     """
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)
     without_source = problem.D * five_point_laplacian(y) - problem.gamma * y
+    if problem.source_model == "clamped":  # held cells obey no equation; free cells have no source
+        return np.where(img > 0, 0.0, without_source), np.zeros(len(y))
     power = (img * img).sum(axis=(1, 2))
     c = -(without_source * img).sum(axis=(1, 2)) / np.where(power > 0, power, 1.0)
     return without_source + c[:, None, None] * img, c

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import rundir
+from . import atomic, rundir
 from .figures import write_figures
 from .registry import table2
 
@@ -96,9 +96,9 @@ def write_run_report(run_dir, by_split: dict[str, dict], config, training: dict 
     metrics = {"model": config.model, "preset": config.preset, "run_dir": str(run_dir),
                "config": config.to_json(), "training": training,
                **{split: _jsonable(result) for split, result in by_split.items()}}
-    rundir.atomic_write_text(json.dumps(metrics, indent=2), run_dir / rundir.METRICS)
+    atomic.write_text(json.dumps(metrics, indent=2), run_dir / rundir.METRICS)
     if config.model:
         table = comparison_table({config.model: by_split["test"]}, models=[config.model])
-        rundir.atomic_write_text(table.to_csv(index=False), run_dir / rundir.TABLE)
+        atomic.write_text(table.to_csv(index=False), run_dir / rundir.TABLE)
     write_figures(run_dir, by_split, label)
     return metrics

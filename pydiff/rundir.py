@@ -19,7 +19,6 @@ here can run code: a tampered file is refused with a :class:`~pydiff.errors.Data
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -30,6 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from . import atomic
 from .config import TrainConfig
 from .errors import DataFileError
 from .encoder_decoder import EncoderDecoder, UNet
@@ -59,48 +59,16 @@ LOG_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds", "rolled_back",
 # --- Atomic writes: each returns the bytes it wrote ---------------------------------------------
 
 
-@contextlib.contextmanager
-def replacing(path):
-    """A temporary path beside ``path`` for the block to write; when the block ends, the file is
-    flushed to disk and renamed to ``path``.  On an error it is removed and ``path`` is untouched."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # on disk before the rename makes it visible
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _replace(write, path: Path) -> int:
-    """Run ``write(file)`` on a temporary file, flush it to disk, rename it to ``path``."""
-    with replacing(path) as tmp:
-        with open(tmp, "wb") as f:
-            write(f)
-            size = f.tell()
-    return size
-
-
-def atomic_write_text(text: str, path: Path) -> int:
-    return _replace(lambda f: f.write(text.encode()), path)
-
-
 def atomic_save(obj, path: Path) -> int:
     """torch.save to a temporary name, then rename."""
-    return _replace(lambda f: torch.save(obj, f), path)
+    return atomic.write_bytes(lambda f: torch.save(obj, f), path)
 
 
 # --- config.json, result.json, log.csv ---------------------------------------------------------
 
 
 def write_config(config: TrainConfig, run_dir) -> int:
-    return atomic_write_text(json.dumps(config.to_json(), indent=2), Path(run_dir) / CONFIG)
+    return atomic.write_text(json.dumps(config.to_json(), indent=2), Path(run_dir) / CONFIG)
 
 
 def read_config(run_dir) -> TrainConfig:
@@ -115,7 +83,7 @@ def read_config(run_dir) -> TrainConfig:
 
 def write_result(summary: dict, run_dir) -> int:
     """result.json: its presence marks the run finished."""
-    return atomic_write_text(json.dumps(summary, indent=2), Path(run_dir) / RESULT)
+    return atomic.write_text(json.dumps(summary, indent=2), Path(run_dir) / RESULT)
 
 
 def read_result(run_dir) -> dict | None:
@@ -129,7 +97,7 @@ def write_log(rows: list[dict], run_dir) -> int:
     writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_text(buffer.getvalue(), Path(run_dir) / LOG)
+    return atomic.write_text(buffer.getvalue(), Path(run_dir) / LOG)
 
 
 def read_log(run_dir) -> list[dict]:
@@ -195,7 +163,7 @@ def save_model(weights: dict, run_dir, epoch: int = -1, val_loss: float = float(
         metadata["problem"] = json.dumps(problem.to_attrs())
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors_only(weights).items()}
     path = Path(run_dir) / MODEL
-    with replacing(path) as tmp:
+    with atomic.replacing(path) as tmp:
         save_file(tensors, str(tmp), metadata)
     return path.stat().st_size
 

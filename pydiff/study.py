@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import distributed, rundir
+from . import atomic, distributed, rundir
 from .config import TRAINING_DATA, config_for
 from .errors import ConfigError
 from .figures import plot_train_size
@@ -79,9 +79,9 @@ def _check(fractions, seeds, data) -> None:
 
 def write_outputs(study_dir: Path, table: pd.DataFrame, title: str = "") -> dict[str, LogFit]:
     """train_size.csv, the fit per kind of data (train_size_fit.json) and train_size.png."""
-    rundir.atomic_write_text(table.to_csv(index=False), study_dir / CSV)
+    atomic.write_text(table.to_csv(index=False), study_dir / CSV)
     fits = {kind: fit_log(rows.n_train, rows.mean_res) for kind, rows in table.groupby("data", sort=False)}
-    rundir.atomic_write_text(json.dumps({k: dataclasses.asdict(v) for k, v in fits.items()}, indent=2),
+    atomic.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in fits.items()}, indent=2),
                              study_dir / FIT)
     plot_train_size(table, fits, study_dir / FIGURE, title)
     return fits

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from . import distributed, rundir
+from . import atomic, distributed, rundir
 from .config import config_for
 from .data import load_arrays
 from .device import memory_budget, pick_device
@@ -122,9 +122,9 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
                      "spearman_max": math.nan if constant else float(spearmanr(score, max_error).statistic),
                      "precision_worst5": precision, "recall_worst5": recall, "mean_score": float(score.mean())})
     table = pd.DataFrame(rows)
-    rundir.atomic_write_text(table.to_csv(index=False), run_dir / CSV)
+    atomic.write_text(table.to_csv(index=False), run_dir / CSV)
     per_sample = pd.DataFrame({"sample": test, "mean_res": mean_error, "max_res": max_error, **scores})
-    rundir.atomic_write_text(per_sample.to_csv(index=False), run_dir / SCORES)
+    atomic.write_text(per_sample.to_csv(index=False), run_dir / SCORES)
     plot_trust(scores, mean_error, run_dir / FIGURE, f"{run_dir.name}: error estimates without ground truth",
                spearman=dict(zip(table["method"], table["spearman_mean"])))
     return table

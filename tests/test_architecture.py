@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pydiff"
 # never in a cycle.  Every module of the package must be listed.
 LAYERS = {
     0: {"version", "errors", "registry", "problem", "models", "encoder_decoder", "losses", "metrics", "rollback",
-        "physics", "operators", "signals"},
+        "physics", "operators", "signals", "atomic"},
     1: {"solvers", "solvers.base", "solvers.spectral", "solvers.timestep", "solvers.direct", "solvers.julia",
         "solvers.worker", "solvers.torch_spectral", "dataset", "shards", "config", "device", "distributed", "snapshots"},
     2: {"data", "rundir", "samples"},

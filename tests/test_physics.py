@@ -48,3 +48,18 @@ def test_positive_and_growing_on_perturbed_fields(exact):
     # a smooth error the sources cannot explain (a wrong decay length) is seen too
     blurred = residual_score(fields ** 1.5, images, problem)
     assert np.all(blurred > 100 * base)
+
+
+def test_clamped_sources_are_masked_and_the_free_cells_checked():
+    # Held disk cells obey no equation and the free cells have no source term: the production
+    # residual would flag every exact clamped field at its disks.
+    problem = Problem(lattice=24, radius=3, source_model="clamped")
+    images = source_images(problem, sample_sources(problem, 3, 2))
+    fields, _ = solve(images, problem, "direct")
+    production = Problem(lattice=24, radius=3)
+    assert residual_score(fields, images, production).min() > 1e-4
+    residual, c = stationary_residual(fields, images, problem)
+    assert np.abs(residual).max() < 1e-6 and np.all(c == 0)
+    assert np.all(residual[images > 0] == 0)
+    noisy = fields + 1e-3 * np.random.default_rng(0).normal(size=fields.shape)
+    assert np.all(residual_score(noisy, images, problem) > 1e-4)
