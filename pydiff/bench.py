@@ -210,6 +210,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     from . import rundir
     import numpy as np
 
+    from .data import epoch_sizes
     from .device import autocast, pick_device, synchronize
     from .distributed import Context
     from .registry import preset_problem
@@ -261,10 +262,8 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
         synchronize(device)
     eval_sps = max(1, steps // 2) * len(xe) / (time.perf_counter() - start)
 
-    n = config.n_samples or 20000
-    n_train = round(config.split[0] * n)
-    n_val = n - n_train - round(config.split[1] * n) or n_train
-    epoch_s = n_train / train_sps + n_val / eval_sps
+    n_train, n_held_out = epoch_sizes(config)
+    epoch_s = n_train / train_sps + n_held_out / eval_sps
     # the end-of-training BatchNorm recalibration is one more forward pass over the training split
     recalibration_s = n_train / eval_sps if config.recalibrate_bn and batchnorms(model) else 0.0
     hours = (config.epochs * epoch_s + recalibration_s) / 3600

@@ -446,7 +446,7 @@ def model(model_id, width):
     click.echo(f"total parameters: {sum(p.numel() for p in net.parameters()):,}")
 
 
-def print_comparison(results: dict, fmt: str = "text", models=None) -> None:
+def print_comparison(results, fmt: str = "text", models=None) -> None:
     from .report import comparison_table, format_table
 
     click.echo(format_table(comparison_table(results, models=models or range(1, 15)), fmt))
@@ -543,13 +543,14 @@ def table(runs, fmt, preset):
         raise DataFileError(f"{runs}: no such directory")
     found = collect_runs(runs)
     if preset:
-        found = {preset: found.get(preset, {})}
+        found = {preset: found.get(preset, [])}
     if not found:
-        found = {"(none)": {}}
-    for name, by_model in found.items():
+        found = {"(none)": []}
+    for name, runs_found in found.items():
         if fmt == "text":
-            click.echo(f"Table 2, preset {name}: {len(by_model)} of 14 models evaluated")
-        print_comparison({m: r["test"] for m, r in by_model.items()}, fmt)
+            click.echo(f"Table 2, preset {name}: {len({m for m, _, _ in runs_found})} of 14 models evaluated "
+                       f"({len(runs_found)} runs)")
+        print_comparison([(m, run, r["test"]) for m, run, r in runs_found], fmt)
 
 
 @bench.command("train", context_settings=CONTEXT)
@@ -700,10 +701,10 @@ def predict(run_dir, inputs_path, out, uncertainty, samples, device):
               help="Directory of the runs and of compare.csv (reused to resume).")
 @click.option("--budget-minutes", type=float,
               help="The same wall time per model: each model's epochs are set from its measured speed before it "
-              "trains (default: 12 for quick and quick2024, the whole comparison in under an hour on 2 cores); "
-              "0: every model gets the preset's epochs (the default of the other presets).")
+              "trains (default without --epochs: 12 for quick and quick2024, the whole comparison in under an hour "
+              "on 2 cores); 0: every model gets the preset's epochs (the default of the other presets).")
 @click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
-@click.option("--epochs", type=int, help="Epochs of every model (without --budget-minutes).")
+@click.option("--epochs", type=int, help="Epochs of every model, instead of a time budget.")
 @click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, split and initialisations.")

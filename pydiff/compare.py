@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import platform
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -63,6 +64,28 @@ def epochs_for_budget(config, budget_minutes: float) -> int:
     return max(1, int((budget_minutes * 60 - speed["recalibration_seconds"]) / speed["epoch_seconds"]))
 
 
+BUDGET = "budget.json"  # in each run directory: the budget that set its epochs
+
+
+def budget_epochs(config, run_dir, budget_minutes: float, ctx: distributed.Context) -> int:
+    """The epochs ``budget_minutes`` give ``config``: timed once, on rank 0, and sent to every rank
+    (ranks that timed on their own could disagree and wait for each other forever); a run that
+    exists keeps the epochs its budget gave it, and refuses another budget."""
+    stored = Path(run_dir) / BUDGET
+    if stored.is_file():
+        made_with = json.loads(stored.read_text())["budget_minutes"]
+        if made_with != budget_minutes:
+            raise ConfigError(f"{run_dir} was trained on a budget of {made_with:g} minutes, not {budget_minutes:g}; "
+                              "remove it, or give another --runs directory")
+        return rundir.read_config(run_dir).epochs
+    epochs = epochs_for_budget(config, budget_minutes) if ctx.is_main else None
+    epochs = distributed.from_main(epochs, ctx)
+    if ctx.is_main:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        atomic.write_text(json.dumps({"budget_minutes": budget_minutes, "epochs": epochs}), stored)
+    return epochs
+
+
 def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
             budget_minutes: float | None = None, backend: str = "spectral", progress=True,
             on_model: Callable[[dict], None] | None = None, transfer_samples: int = TRANSFER_SAMPLES,
@@ -70,16 +93,19 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     """Train and evaluate every model of ``models`` under one preset and budget; the table.
 
     ``overrides`` replace the preset's values for every model (``width`` sizes all of them).
-    ``budget_minutes``: None takes the preset's default (:data:`~pydiff.registry.COMPARE_BUDGET_MINUTES`),
-    0 the preset's epochs.  ``transfer_samples`` test samples on the finer lattice; inference is timed at batch 1 and
+    ``budget_minutes``: None takes the preset's default (:data:`~pydiff.registry.COMPARE_BUDGET_MINUTES`)
+    unless ``epochs`` is given, 0 the preset's (or the given) epochs; a budget and epochs together
+    are refused.  ``transfer_samples`` test samples on the finer lattice; inference is timed at batch 1 and
     ``timing_batch``.
     """
     models = tuple(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise ConfigError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose among {', '.join(MODELS)}")
-    if budget_minutes is None:
-        budget_minutes = COMPARE_BUDGET_MINUTES.get(preset_name, 0.0)
+    if budget_minutes is not None and budget_minutes > 0 and overrides.get("epochs") is not None:
+        raise ConfigError("give either a time budget or epochs per model, not both")
+    if budget_minutes is None:  # the preset's default budget, unless epochs were asked for
+        budget_minutes = 0.0 if overrides.get("epochs") is not None else COMPARE_BUDGET_MINUTES.get(preset_name, 0.0)
     if not budget_minutes >= 0:
         raise ConfigError(f"the time budget must be positive (or 0: the preset's epochs), got {budget_minutes} minutes")
     budget_minutes = budget_minutes or None
@@ -105,10 +131,8 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
             continue  # Table 1's shapes fix the 2021 networks to 100 x 100
         config = dataclasses.replace(base, network=name, model=base.model if name == "surrogate" else None)
         run_dir = runs_dir / name
-        if budget_minutes is not None:  # a resumed run keeps the epochs its budget gave it
-            epochs = rundir.read_config(run_dir).epochs if (run_dir / rundir.CONFIG).is_file() else \
-                epochs_for_budget(config, budget_minutes)
-            config = dataclasses.replace(config, epochs=epochs)
+        if budget_minutes is not None:
+            config = dataclasses.replace(config, epochs=budget_epochs(config, run_dir, budget_minutes, ctx))
         metrics = train_and_evaluate(config, run_dir, ctx, splits=("test",), progress=progress)
         if metrics is None:
             continue

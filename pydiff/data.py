@@ -96,6 +96,34 @@ class RunArrays(NamedTuple):
         return self.inputs.in_memory
 
 
+def run_split(config: TrainConfig, source_count: np.ndarray) -> dict[str, np.ndarray]:
+    """The split of a run's first ``n_samples`` samples (the file's (n,) ``source_count``), with
+    its training fraction taken."""
+    n = len(source_count) if config.n_samples is None else min(config.n_samples, len(source_count))
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    counts = np.asarray(source_count[:n])
+    split = split_indices(n, config.split, split_seed, counts)
+    split["train"] = training_subset(split["train"], counts, config.train_fraction, split_seed)
+    return split
+
+
+def epoch_sizes(config: TrainConfig) -> tuple[int, int]:
+    """Samples per epoch of ``config``: trained on, and evaluated to pick the best epoch.
+
+    Exact from the run's data file (its split per source count, the training fraction, the
+    selection split, the training set itself when that split is empty); from the preset's
+    fractions of ``n_samples`` when the config names no file yet (``pydiff bench train``)."""
+    if config.data:
+        with load(config.data, lazy=True) as data:
+            split = run_split(config, np.asarray(data.source_count[: len(data)]))
+        sizes = {name: len(index) for name, index in split.items()}
+    else:
+        n = config.n_samples or 20000
+        n_train, n_test = round(config.split[0] * n), round(config.split[1] * n)
+        sizes = {"train": max(1, round(config.train_fraction * n_train)), "test": n_test, "val": n - n_train - n_test}
+    return sizes["train"], sizes[config.select_on] or sizes["train"]
+
+
 def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArrays:
     """The first ``n_samples`` of the run's data file and its seeded split, read once.
 
@@ -112,10 +140,8 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
         n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
         if n < 3:
             raise DataFileError(f"{config.data}: {n} samples are too few to split")
-        split_seed = config.seed if config.split_seed is None else config.split_seed
         counts = np.asarray(data.source_count[:n])
-        split = split_indices(n, config.split, split_seed, counts)
-        split["train"] = training_subset(split["train"], counts, config.train_fraction, split_seed)
+        split = run_split(config, counts)
         lattice = data.problem.lattice
         if 2 * n * lattice * lattice * 4 <= memory_budget:
             inputs, fields = data.inputs[:n], data.fields[:n]

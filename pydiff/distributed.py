@@ -88,6 +88,15 @@ def any_rank(flag: bool, ctx: Context) -> bool:
     return bool(value.item())
 
 
+def from_main(value, ctx: Context):
+    """Rank 0's ``value`` on every rank (a decision made once, such as epochs from a timing)."""
+    if ctx.world_size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def rank_slice(index: torch.Tensor, ctx: Context) -> torch.Tensor:
     """This rank's part of a global batch: the r-th of K nearly equal consecutive slices
     (the first ``len % K`` slices are one longer; a slice may be empty)."""

@@ -22,26 +22,32 @@ def _dropout_text(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def comparison_table(results: dict[int, dict], models=range(1, 15)) -> pd.DataFrame:
+def comparison_table(results, models=range(1, 15)) -> pd.DataFrame:
     """Table 2 with our test-set residuals beside the published ones.
 
     Args:
-        results: {model id: test metrics dict (mean_res, p99_res, max_res)}; missing ids show NaN.
+        results: ``{model id: test metrics}`` (mean_res, p99_res, max_res), or a list of
+            ``(model id, run name, test metrics)``: several runs of one model (seeds, a compare
+            run) give one row each, named in a ``run`` column.  A model without a run shows NaN.
     """
+    runs = [(m, None, r) for m, r in results.items()] if isinstance(results, dict) else list(results)
+    named = any(name is not None for _, name, _ in runs)
     rows = []
     paper = table2()
     for model_id in models:
         ref = paper[model_id]
-        ours = results.get(model_id)
-        row = {"model": model_id, "w": ref.w, "p1": int(ref.p1), "p2": int(ref.p2),
-               **{f"D{i + 1}": _dropout_text(d) for i, d in enumerate(ref.dropout)}, "loss": ref.loss}
-        for key, label in RESULT_COLUMNS:
-            mine = ours[key] if ours else math.nan
-            published = getattr(ref, key)
-            row[f"{label} (ours)"] = mine
-            row[f"{label} (paper)"] = published
-            row[f"{label} ratio"] = mine / published if ours else math.nan
-        rows.append(row)
+        mine = [(name, r) for m, name, r in runs if m == model_id] or [(None, None)]
+        for name, ours in mine:
+            row = {"model": model_id, **({"run": name or ""} if named else {}), "w": ref.w, "p1": int(ref.p1),
+                   "p2": int(ref.p2), **{f"D{i + 1}": _dropout_text(d) for i, d in enumerate(ref.dropout)},
+                   "loss": ref.loss}
+            for key, label in RESULT_COLUMNS:
+                value = ours[key] if ours else math.nan
+                published = getattr(ref, key)
+                row[f"{label} (ours)"] = value
+                row[f"{label} (paper)"] = published
+                row[f"{label} ratio"] = value / published if ours else math.nan
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -73,15 +79,18 @@ def format_table(df: pd.DataFrame, fmt: str = "text", formats: dict[str, str] | 
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def collect_runs(root) -> dict[str, dict[int, dict]]:
-    """{preset: {model id: metrics.json contents}} for every run under ``root``."""
-    found: dict[str, dict[int, dict]] = {}
-    for path in sorted(Path(root).rglob(rundir.METRICS)):
+def collect_runs(root) -> dict[str, list[tuple[int, str, dict]]]:
+    """``{preset: [(model id, run name, metrics.json contents), ...]}`` for every evaluated run of a
+    Table 2 model under ``root``, the run named by its directory relative to ``root``."""
+    found: dict[str, list] = {}
+    root = Path(root)
+    for path in sorted(root.rglob(rundir.METRICS)):
         metrics = json.loads(path.read_text())
         model_id = metrics.get("model")
         if model_id is None:
             continue
-        found.setdefault(metrics.get("preset") or "custom", {})[int(model_id)] = metrics
+        run = str(path.parent.relative_to(root))
+        found.setdefault(metrics.get("preset") or "custom", []).append((int(model_id), run, metrics))
     return found
 
 

@@ -58,10 +58,12 @@ def test_a_time_budget_sets_each_models_epochs_from_its_speed(tmp_path):
                     n_samples=40, **SMALL)
     assert (table.epochs >= 1).all()
     assert "0.05 minutes per model" in json.loads((tmp_path / "cmp" / "compare.json").read_text())["budget"]
-    # resumed, a run keeps the epochs its budget gave it
-    again = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=5,
+    # asked again, the run keeps the epochs its budget gave it (the timing is not repeated)
+    again = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=0.05,
                     n_samples=40, **SMALL)
     assert again.epochs.tolist() == table.epochs.tolist()
+    with pytest.raises(ConfigError, match="budget of 0.05 minutes, not 5"):
+        compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=5, n_samples=40, **SMALL)
 
 
 def test_the_runs_directory_is_created_with_its_parents_but_not_over_a_file(tmp_path):
@@ -78,3 +80,37 @@ def test_an_unknown_model_fails_in_one_line(tmp_path):
                     "--data-dir", tmp_path / "data")
     assert_clean_failure(result, 2, "unknown model(s) transformer")
     assert not (tmp_path / "data").exists()
+
+
+def test_epochs_replace_the_default_budget_and_a_budget_with_epochs_is_refused(tmp_path):
+    from pydiff.compare import budget_epochs
+    from pydiff.config import config_for
+
+    # quick's default budget (12 minutes) must not override epochs the user asked for
+    with pytest.raises(ConfigError, match="not both"):
+        compare(("encdec",), "quick", tmp_path / "cmp", tmp_path / "data", budget_minutes=5, epochs=2, **SMALL)
+    # a run keeps the epochs its budget gave it, and refuses another budget
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "budget.json").write_text(json.dumps({"budget_minutes": 3.0, "epochs": 4}))
+    (run / "config.json").write_text(json.dumps(config_for(None, "quick2024", epochs=4).to_json()))
+    assert budget_epochs(config_for(None, "quick2024"), run, 3.0, Context()) == 4
+    with pytest.raises(ConfigError, match="budget of 3 minutes, not 5"):
+        budget_epochs(config_for(None, "quick2024"), run, 5.0, Context())
+
+
+def test_the_budget_counts_the_samples_an_epoch_really_visits(tmp_path):
+    # bench_train's epoch time must follow the split of the data file: the training fraction,
+    # the split that picks the best epoch (the test split for paper2024) and its absence.
+    from pydiff.config import config_for
+    from pydiff.data import epoch_sizes, load_arrays
+    from pydiff.dataset import generate
+
+    problem = Problem(lattice=24, radius=3, n_sources=4, min_sources=1, setup="paper2024")
+    path = str(generate(tmp_path / "d.h5", 103, problem, progress=False))
+    for options in ({}, {"train_fraction": 0.5}, {"select_on": "test"}, {"split": (0.8, 0.2, 0.0)},
+                    {"train_fraction": 0.3, "select_on": "test", "split": (0.6, 0.3, 0.1)}):
+        config = config_for(None, "quick2024", data=path, **options)
+        split = load_arrays(config).split
+        held_out = len(split[config.select_on]) or len(split["train"])
+        assert epoch_sizes(config) == (len(split["train"]), held_out), options

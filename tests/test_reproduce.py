@@ -84,8 +84,9 @@ def test_evaluate_and_table(reproduced):
     assert "mean residual" in result.stdout
     table = pydiff("table", root / "runs", "--format", "csv")
     assert table.returncode == 0, table.stderr
-    lines = table.stdout.strip().splitlines()
-    assert len(lines) == 15  # header + models 1-14, missing ones empty
+    rows = pd.read_csv(__import__("io").StringIO(table.stdout))
+    assert sorted(set(rows.model)) == list(range(1, 15))  # every model, the missing ones empty
+    assert rows[rows.model == 9]["mean res (ours)"].notna().all() and rows[rows.model != 9]["mean res (ours)"].isna().all()
     markdown = pydiff("table", root / "runs", "--format", "markdown")
     assert markdown.stdout.count("missing") >= 13 * 3 and markdown.stdout.startswith("| model")
 
@@ -97,6 +98,21 @@ def test_comparison_table_ratios():
     assert table.loc[1, "D3"] == "-" and pd.isna(table.loc[1, "mean res (ours)"])
     assert "missing" in format_table(table, "text")
     assert "\\begin{tabular}" in format_table(table, "latex")
+
+
+def test_table_shows_every_run_of_a_model(tmp_path):
+    # Two seeds of model 9 and compare's surrogate (model 9 too): three rows, none hiding another.
+    for run, mean in (("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3), ("compare/surrogate", 7e-3)):
+        (tmp_path / run).mkdir(parents=True)
+        metrics = {"model": 9, "preset": "quick", "test": {"mean_res": mean, "p99_res": 0.05, "max_res": 0.6}}
+        (tmp_path / run / "metrics.json").write_text(json.dumps(metrics))
+    result = pydiff("table", tmp_path, "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    rows = pd.read_csv(__import__("io").StringIO(result.stdout))
+    nine = rows[rows.model == 9]
+    assert sorted(zip(nine.run, nine["mean res (ours)"])) == [
+        ("compare/surrogate", 7e-3), ("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3)]
+    assert len(rows) == 13 + 3
 
 
 @pytest.mark.parametrize(
