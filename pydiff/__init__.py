@@ -1,39 +1,52 @@
-"""pydiff: the 2021 diffusion-surrogate paper, reproduced.
+"""pydiff: deep-learning surrogates of the stationary diffusion equation, reproduced and extended.
 
-Public API (heavy modules are imported on first use):
+The public API (the heavy modules are imported on first use):
 
-- :class:`Problem`, :func:`sample_sources`, :func:`source_images` — the problem and its sources.
-- :func:`solve` — ground-truth fields of source images, by any backend.
-- :func:`generate`, :func:`load` — HDF5 data sets.
+- :class:`Problem`, :func:`sample_sources`, :func:`source_images`: the problem and its sources.
+- :func:`solve`: ground-truth fields of source images, by any backend.
+- :func:`generate`, :func:`load`: HDF5 data sets.
+- :func:`config_for`, :func:`train`: a training run from Table 2 and a preset.
+- :func:`load_model`, :func:`predict`: a trained network and its predictions.
+- :func:`load_pretrained`: a model shipped with pydiff, by name (:func:`pretrained_names`).
+
+The parts, bottom to top: ``problem``, ``solvers``, ``datasets``, ``nn``, ``training``,
+``evaluation``, ``pipelines``, ``cli``; imports point down only.
 """
 
-from .version import __version__  # noqa: E402
-from .errors import BackendUnavailable, ConfigError, DataFileError, PydiffError  # noqa: E402
-from .problem import Problem, sample_sources, source_images  # noqa: E402
+from importlib import import_module
+
+from .errors import BackendUnavailable, ConfigError, DataFileError, PydiffError
+from .problem import Problem, sample_sources, source_images
+from .version import __version__
 
 
 def solve(images, problem=None, backend: str = "spectral", **options):
-    """Normalised fields of (b, L, L) source images; see :func:`pydiff.solvers.solve`."""
+    """Normalised fields of (b, L, L) source images (default: the 2021 problem); see
+    :func:`pydiff.solvers.solve`."""
     from .solvers import solve as _solve
 
     return _solve(images, problem or Problem(), backend, **options)
 
 
-def generate(out, n, problem=None, **kwargs):
-    """Write a data set of ``n`` samples to ``out``; see :func:`pydiff.dataset.generate`."""
-    from .dataset import generate as _generate
+_LAZY = {  # name -> module that defines it, imported when the name is first used
+    "generate": "pydiff.datasets.writer",
+    "load": "pydiff.datasets.hdf5",
+    "config_for": "pydiff.training.config",
+    "train": "pydiff.training.run",
+    "load_model": "pydiff.training.checkpoint",
+    "predict": "pydiff.evaluation.predict",
+    "load_pretrained": "pydiff.training.pretrained",
+    "pretrained_names": "pydiff.training.pretrained",
+}
 
-    return _generate(out, n, problem, **kwargs)
 
-
-def load(path, lazy: bool = False, allow_partial: bool = False):
-    """Read a data set; see :func:`pydiff.dataset.load`."""
-    from .dataset import load as _load
-
-    return _load(path, lazy=lazy, allow_partial=allow_partial)
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pydiff' has no attribute {name!r}")
 
 
 __all__ = [
-    "BackendUnavailable", "ConfigError", "DataFileError", "Problem", "PydiffError",
-    "__version__", "generate", "load", "sample_sources", "solve", "source_images",
+    "BackendUnavailable", "ConfigError", "DataFileError", "Problem", "PydiffError", "__version__", "config_for",
+    "generate", "load", "load_model", "load_pretrained", "predict", "pretrained_names", "sample_sources", "solve", "source_images", "train",
 ]

@@ -1,6 +1,6 @@
 """Data only: Table 2's fourteen models and the presets that train them.
 
-A preset is a set of :class:`~pydiff.config.TrainConfig` defaults (data size, width, optimiser,
+A preset is a set of :class:`~pydiff.training.config.TrainConfig` defaults (data size, width, optimiser,
 epochs); every value can be overridden.  ``paper`` is the original code's set-up, made faithful
 to its Flux.jl networks (docs/flux-parity.md); ``quick`` trains one model on a 2-core CPU in
 minutes; ``smoke`` takes seconds and exists for the tests.  ``paper2024`` is the 2024 code's
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import ConfigError
+from .resources import resource
 
-TABLE2_CSV = Path(__file__).resolve().parents[1] / "data" / "paper_table2.csv"
 LATTICE = 100  # Table 1's shapes fix the image size of the 2021 networks
 
 
@@ -40,11 +39,9 @@ def _rate(text: str) -> float | None:
 
 
 def table2() -> dict[int, PaperModel]:
-    """The published Table 2, read from ``data/paper_table2.csv``."""
-    if not TABLE2_CSV.is_file():
-        raise ConfigError(f"{TABLE2_CSV} is missing; install pydiff from its repository (pip install -e .)")
+    """The published Table 2, read from ``data/paper_table2.csv`` (shipped with the package)."""
     rows = {}
-    with open(TABLE2_CSV, newline="") as f:
+    with open(resource("paper_table2.csv"), newline="") as f:
         for r in csv.DictReader(f):
             rows[int(r["model"])] = PaperModel(
                 model=int(r["model"]), w=float(r["w"]), p1=float(r["p1"]), p2=float(r["p2"]),

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from pydiff.bench import PAPER, bench_eq4, bench_generate
-from pydiff.metrics import n_min
+from pydiff.evaluation.metrics import n_min
+from pydiff.evaluation.timing import PAPER, bench_eq4, bench_generate
 from pydiff.problem import Problem
 
 from .cli import pydiff
@@ -35,8 +35,8 @@ def test_cli_bench_generate():
 
 
 def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
-    from pydiff.bench import bench_train
-    from pydiff.config import config_for
+    from pydiff.evaluation.timing import bench_train
+    from pydiff.training.config import config_for
 
     row = bench_train(config_for(9, "smoke", batch_size=2, device="cpu"), steps=1, warmup=1)
     assert row["samples_per_second"] > 0 and row["projected_hours"] > 0
@@ -46,8 +46,8 @@ def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
 
 
 def test_the_projection_counts_the_batchnorm_recalibration_pass_only_where_there_is_one():
-    from pydiff.bench import bench_train
-    from pydiff.config import config_for
+    from pydiff.evaluation.timing import bench_train
+    from pydiff.training.config import config_for
 
     config = config_for(9, "smoke", batch_size=2, eval_batch_size=2, device="cpu", n_samples=100)
     row = bench_train(dataclasses.replace(config, recalibrate_bn=True), steps=1, warmup=1)

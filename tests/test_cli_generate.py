@@ -8,7 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pydiff.dataset import generate, load
+from pydiff.datasets.hdf5 import load
+from pydiff.datasets.writer import generate
 from pydiff.problem import Problem
 
 from .cli import assert_clean_failure, pydiff
@@ -126,14 +127,14 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
 
     from click.testing import CliRunner
 
-    from pydiff import dataset
     from pydiff.cli import main
+    from pydiff.datasets import writer
 
     out = tmp_path / "d.h5"
     args = ["generate", "--n", "40", "--out", str(out), "--seed", "5", "--batch-size", "10", "--lattice", "24",
             "--radius", "3", "--quiet"]
     batches = []
-    make_images = dataset.source_images
+    make_images = writer.source_images
 
     def images_then_ctrl_c(problem, draw):
         batches.append(len(draw))
@@ -141,14 +142,14 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)  # recorded by pydiff's handler; the batch finishes
         return make_images(problem, draw)
 
-    monkeypatch.setattr(dataset, "source_images", images_then_ctrl_c)
+    monkeypatch.setattr(writer, "source_images", images_then_ctrl_c)
     stopped = CliRunner().invoke(main, args)
     assert stopped.exit_code == 130 and len(batches) == 2
     assert stopped.stderr.strip().splitlines() == [
         f"pydiff: error: interrupted by SIGINT after 20 of 40 samples; run the same command with --resume to "
         f"finish {out}.partial"]
     assert (tmp_path / "d.h5.partial").exists() and not out.exists()
-    monkeypatch.setattr(dataset, "source_images", make_images)
+    monkeypatch.setattr(writer, "source_images", make_images)
     resumed = CliRunner().invoke(main, [*args, "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert out.exists() and not (tmp_path / "d.h5.partial").exists()
@@ -167,7 +168,7 @@ def assert_same_data(a, b):
 KILLED_CHILD = """
 import os, signal, sys
 import h5py
-from pydiff.dataset import generate
+from pydiff.datasets.writer import generate
 from pydiff.problem import Problem
 
 kill_before, events = int(sys.argv[2]), [0]

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pydiff.compare import MODELS, compare, finer_problem
-from pydiff.distributed import Context
 from pydiff.errors import ConfigError
+from pydiff.pipelines.compare import MODELS, compare, finer_problem
+from pydiff.pipelines.steps import output_dir
 from pydiff.problem import Problem
 from pydiff.solvers import solve
-from pydiff.steps import output_dir
+from pydiff.training.distributed import Context
 
 from .cli import assert_clean_failure, pydiff
 
@@ -83,8 +83,8 @@ def test_an_unknown_model_fails_in_one_line(tmp_path):
 
 
 def test_epochs_replace_the_default_budget_and_a_budget_with_epochs_is_refused(tmp_path):
-    from pydiff.compare import budget_epochs
-    from pydiff.config import config_for
+    from pydiff.pipelines.compare import budget_epochs
+    from pydiff.training.config import config_for
 
     # quick's default budget (12 minutes) must not override epochs the user asked for
     with pytest.raises(ConfigError, match="not both"):
@@ -102,9 +102,9 @@ def test_epochs_replace_the_default_budget_and_a_budget_with_epochs_is_refused(t
 def test_the_budget_counts_the_samples_an_epoch_really_visits(tmp_path):
     # bench_train's epoch time must follow the split of the data file: the training fraction,
     # the split that picks the best epoch (the test split for paper2024) and its absence.
-    from pydiff.config import config_for
-    from pydiff.data import epoch_sizes, load_arrays
-    from pydiff.dataset import generate
+    from pydiff.datasets.writer import generate
+    from pydiff.training.config import config_for
+    from pydiff.training.data import epoch_sizes, load_arrays
 
     problem = Problem(lattice=24, radius=3, n_sources=4, min_sources=1, setup="paper2024")
     path = str(generate(tmp_path / "d.h5", 103, problem, progress=False))

@@ -4,7 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pydiff.dataset import FORMAT_VERSION, generate, load, partial_path, summary
+from pydiff.datasets.hdf5 import FORMAT_VERSION, load, partial_path, summary
+from pydiff.datasets.writer import generate
 from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem, sample_sources, source_images
 from pydiff.solvers import solve
@@ -247,7 +248,7 @@ def make_shards(directory, k, n=10, seed=5):
 
 
 def test_shards_merge_into_the_unsharded_data_set_whatever_their_number(tmp_path, monkeypatch):
-    from pydiff.shards import merge
+    from pydiff.datasets.shards import merge
 
     whole = load(generate(tmp_path / "whole.h5", 10, SHARD_PROBLEM, seed=5, progress=False))
     for k in (3, 4):
@@ -268,8 +269,8 @@ def test_shards_merge_into_the_unsharded_data_set_whatever_their_number(tmp_path
 def test_a_merged_file_with_a_part_moved_away_is_refused_by_every_reader(tmp_path):
     # HDF5 reads a missing part of a virtual data set as its fill value, zeros: without a check,
     # half the samples would load, print and train as empty images.
+    from pydiff.datasets.shards import merge
     from pydiff.errors import DataFileError
-    from pydiff.shards import merge
 
     parts = make_shards(tmp_path, 2)
     merged = merge(parts, tmp_path / "merged.h5")
@@ -286,7 +287,7 @@ def test_a_merged_file_with_a_part_moved_away_is_refused_by_every_reader(tmp_pat
 
 
 def test_merge_refuses_to_write_over_one_of_its_parts(tmp_path):
-    from pydiff.shards import merge
+    from pydiff.datasets.shards import merge
 
     parts = make_shards(tmp_path, 2)
     before = parts[0].read_bytes()
@@ -296,8 +297,8 @@ def test_merge_refuses_to_write_over_one_of_its_parts(tmp_path):
 
 
 def test_merge_refuses_parts_that_do_not_fit(tmp_path):
+    from pydiff.datasets.shards import merge
     from pydiff.errors import DataFileError
-    from pydiff.shards import merge
 
     parts = make_shards(tmp_path, 3)
     with pytest.raises(DataFileError, match="samples 3..5 missing|leaves samples 3..5 missing"):

@@ -13,10 +13,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from pydiff.config import config_for
-from pydiff.dataset import generate
+from pydiff.datasets.writer import generate
 from pydiff.problem import Problem
-from pydiff.train import train
+from pydiff.training.config import config_for
+from pydiff.training.run import train
 
 
 def torchrun(*args, cwd=None, timeout=300):
@@ -28,7 +28,7 @@ GLOBAL_BATCHNORM_CHECK = textwrap.dedent('''
     import sys
     import torch
     import torch.distributed as dist
-    from pydiff.distributed import GlobalBatchNorm2d, rank_slice, setup
+    from pydiff.training.distributed import GlobalBatchNorm2d, rank_slice, setup
 
     ctx = setup("cpu")
     torch.manual_seed(0)

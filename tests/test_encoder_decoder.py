@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pydiff.encoder_decoder import EncoderDecoder, UNet
+from pydiff.nn.cnn2024 import EncoderDecoder, UNet
 
 
 def test_encoder_decoder_has_the_2024_codes_layers_and_parameter_count():
@@ -49,7 +49,7 @@ def test_the_fno_comes_from_neuraloperator_and_runs_on_any_lattice():
     pytest.importorskip("neuralop")
     from neuralop.models import FNO
 
-    from pydiff.operators import fno
+    from pydiff.nn.fno import fno
 
     torch.manual_seed(0)
     net = fno(width=0.125, modes=8)

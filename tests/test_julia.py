@@ -11,7 +11,7 @@ import pytest
 from pydiff.errors import BackendUnavailable, ConfigError
 from pydiff.problem import Problem, SourceDraw, sample_sources, source_images
 from pydiff.solvers import make_solver, normalise, solve
-from pydiff.solvers.julia import JULIA_SOURCE
+from pydiff.solvers.julia import julia_source
 from pydiff.solvers.worker import WorkerSolver
 
 from .cli import assert_clean_failure, pydiff
@@ -54,7 +54,7 @@ def test_julia_source_parses():
     tree_sitter = pytest.importorskip("tree_sitter")
     tree_sitter_julia = pytest.importorskip("tree_sitter_julia")
     parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
-    source = JULIA_SOURCE.read_bytes()
+    source = julia_source().read_bytes()
     tree = parser.parse(source)
     assert not tree.root_node.has_error, "syntax error in julia/PyDiffGroundTruth.jl"
     text = source.decode()

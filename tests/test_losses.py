@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pydiff.losses import alpha_of, weighted_loss
+from pydiff.nn.losses import alpha_of, weighted_loss
 
 Y = [0.0, 0.5, 1.0, 0.25]
 Y_HAT = [0.1, 0.3, 1.0, 0.75]
@@ -34,7 +34,7 @@ def test_names():
 
 
 def test_the_2024_losses_by_hand():
-    from pydiff.losses import exponential_loss_2024, tanh_loss_2024
+    from pydiff.nn.losses import exponential_loss_2024, tanh_loss_2024
 
     prediction = torch.tensor([[0.5, 1.0], [0.0, 0.2]])
     target = torch.tensor([[0.0, 0.5], [0.0, 0.7]])
@@ -49,7 +49,7 @@ def test_the_2024_losses_by_hand():
 
 
 def test_huber_penalty_by_hand():
-    from pydiff.losses import make_loss, penalty
+    from pydiff.nn.losses import make_loss, penalty
 
     d = torch.tensor([0.05, -0.05, 0.3, -1.0])
     # delta 0.1: 0.05^2 / 2 twice, then 0.1 * (0.3 - 0.05) and 0.1 * (1 - 0.05)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pydiff.metrics import FieldMetrics, n_min
+from pydiff.evaluation.metrics import FieldMetrics, n_min
 
 
 def metrics_of(pred, true, batches=1):
@@ -85,7 +85,7 @@ def test_n_min_reproduces_the_paper():
 
 
 def test_region_errors_by_hand():
-    from pydiff.metrics import RegionErrors
+    from pydiff.evaluation.metrics import RegionErrors
 
     truth = np.array([[[1.0, 0.3, 0.15], [0.07, 0.01, 0.0]], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]])
     inputs = np.array([[[1.0, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 0, 0]]])

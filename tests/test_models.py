@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pydiff.models import NN1, NN2, Surrogate, describe
+from pydiff.nn.surrogate2021 import NN1, NN2, Surrogate, describe
 
 NN1_SHAPES = ["4 x 100 x 100"] * 3 + ["8 x 100 x 100"] * 2 + ["16 x 100 x 100"] * 2 + ["8 x 100 x 100"] * 2 + \
     ["4 x 100 x 100"] * 2 + ["1 x 100 x 100"] * 3

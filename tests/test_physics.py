@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pydiff.physics import five_point_laplacian, residual_score, stationary_residual
 from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.problem.residual import five_point_laplacian, residual_score, stationary_residual
 from pydiff.solvers import solve
 
 

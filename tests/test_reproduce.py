@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from pydiff.report import comparison_table, format_table
-from pydiff.rundir import FIGURES
+from pydiff.evaluation.report import comparison_table, format_table
+from pydiff.training.checkpoint import FIGURES
 
 from .cli import assert_clean_failure, pydiff
 
@@ -63,10 +63,10 @@ def test_other_options_train_a_run_of_their_own(reproduced):
 
 
 def test_a_cached_run_of_other_options_is_refused_not_reused(tmp_path):
-    from pydiff.config import config_for
-    from pydiff.distributed import Context
     from pydiff.errors import ConfigError
-    from pydiff.steps import ensure_data, train_and_evaluate
+    from pydiff.pipelines.steps import ensure_data, train_and_evaluate
+    from pydiff.training.config import config_for
+    from pydiff.training.distributed import Context
 
     data = ensure_data(tmp_path, 40, 0, progress=False)
     config = config_for(9, "smoke", data=str(data), epochs=1)

@@ -4,8 +4,8 @@ pool that carries it out on a real model and optimiser."""
 import pytest
 import torch
 
-from pydiff.rollback import Restore, RollBack
-from pydiff.snapshots import SnapshotPool
+from pydiff.training.rollback import Restore, RollBack
+from pydiff.training.snapshots import SnapshotPool
 
 
 def run_sequence(losses, rule="paper", **kwargs):

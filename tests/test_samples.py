@@ -4,10 +4,11 @@ that equal the numpy solver's, independent of how they are batched."""
 import numpy as np
 import torch
 
-from pydiff.data import split_indices, training_subset
-from pydiff.dataset import generate, load
+from pydiff.datasets.batches import OnlineSamples, TensorSamples
+from pydiff.datasets.hdf5 import load
+from pydiff.datasets.split import split_indices, training_subset
+from pydiff.datasets.writer import generate
 from pydiff.problem import Problem, sample_sources, source_images
-from pydiff.samples import OnlineSamples, TensorSamples
 from pydiff.solvers import solve
 
 MANY = Problem(lattice=32, radius=3, n_sources=5, min_sources=1, setup="paper2024")

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pydiff.config import config_for
-from pydiff.dataset import generate
+from pydiff.datasets.writer import generate
+from pydiff.pipelines.study import COLUMNS, fit_log
 from pydiff.problem import Problem
-from pydiff.study import COLUMNS, fit_log
-from pydiff.train import train
+from pydiff.training.config import config_for
+from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
 from .test_train import Interrupt, assert_same_run, interrupt_at

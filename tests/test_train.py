@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from pydiff.dataset import generate
+from pydiff.datasets.split import split_indices
+from pydiff.datasets.writer import generate
 from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem
-from pydiff.config import config_for
-from pydiff.data import split_indices
-from pydiff.rundir import load_model, read_model_file
-from pydiff.train import train
+from pydiff.training.checkpoint import load_model, read_model_file
+from pydiff.training.config import config_for
+from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
 
@@ -313,7 +313,7 @@ def test_cli_train_and_model(data, tmp_path):
 
 
 def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
-    from pydiff.train import recalibrate_batchnorm
+    from pydiff.training.batchnorm import recalibrate_batchnorm
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Dropout(0.5), torch.nn.BatchNorm2d(3))

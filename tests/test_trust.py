@@ -7,14 +7,15 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from pydiff.config import config_for
-from pydiff.dataset import generate, load
-from pydiff.evaluate import predict, predict_mc_dropout
-from pydiff.models import Surrogate
+from pydiff.datasets.hdf5 import load
+from pydiff.datasets.writer import generate
+from pydiff.evaluation.predict import predict, predict_mc_dropout
+from pydiff.nn.surrogate2021 import Surrogate
+from pydiff.pipelines.trust import flag_quality
 from pydiff.problem import Problem
-from pydiff.rundir import load_model
-from pydiff.train import train
-from pydiff.trust import flag_quality
+from pydiff.training.checkpoint import load_model
+from pydiff.training.config import config_for
+from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
 

@@ -18,12 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ConfigError
 from ..problem import Problem
+from ..resources import resource
 from .base import Solver
 from .worker import WorkerSolver
 
-JULIA_SOURCE = Path(__file__).resolve().parents[2] / "julia" / "PyDiffGroundTruth.jl"
+
+def julia_source() -> Path:
+    """``julia/PyDiffGroundTruth.jl``: shipped with the package, or in the repository's checkout."""
+    try:
+        return resource("PyDiffGroundTruth.jl")
+    except ConfigError as exc:
+        raise BackendUnavailable(str(exc)) from None
+
 
 HOW_TO_GET_JULIA = (
     "install Julia >= 1.10 and put `julia` on PATH, or set PYTHON_JULIAPKG_EXE=/path/to/julia "
@@ -46,15 +54,14 @@ class JuliaSession(Solver):
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem)
-        if not JULIA_SOURCE.is_file():
-            raise BackendUnavailable(f"{JULIA_SOURCE} is missing; install pydiff from its repository (pip install -e .)")
+        source = julia_source()
         # Threads over samples need Julia threads, and juliacall wants signal handling with them.
         os.environ.setdefault("PYTHON_JULIACALL_THREADS", "auto")
         os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
         try:
             from juliacall import Main as jl
 
-            jl.include(str(JULIA_SOURCE))
+            jl.include(str(source))
             self._solve_batch = jl.PyDiffGroundTruth.solve_batch
         except Exception as exc:  # juliapkg raises anything from URLError to JuliaError
             raise BackendUnavailable(unavailable_message(exc)) from None

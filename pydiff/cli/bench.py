@@ -1,0 +1,110 @@
+"""``pydiff bench``: Eq. 4's speeds, generation, reading and training throughput."""
+
+from __future__ import annotations
+
+import click
+
+from .app import CONTEXT, main, reports_errors
+from .options import make_config, make_problem, problem_options, training_options
+
+
+@main.group(context_settings=CONTEXT, invoke_without_command=True)
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A finished run: its data size and training time give M and E.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Width of the surrogate timed for epsilon.")
+@click.option("--backends", default="spectral,direct", show_default=True, help="Solvers timed for delta.")
+@click.pass_context
+@reports_errors()
+def bench(ctx, run_dir, width, backends):
+    """Speed of the paper's Eq. 4: delta, epsilon, M, E and N_min, beside the published values.
+
+    delta is the ground-truth solver's seconds per sample, epsilon the surrogate's (batch 1 and
+    256, CPU and GPU where present), M the samples generated and E the training seconds of a
+    run; N_min = (M + E/delta) / (1 - epsilon/delta) is the number of uses after which the
+    surrogate pays for itself.  `pydiff bench generate` measures data-set generation.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    import pandas as pd
+
+    from ..evaluation.timing import bench_eq4, machine
+
+    rows = bench_eq4(run_dir, width, tuple(b.strip() for b in backends.split(",")))
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@bench.command("generate", context_settings=CONTEXT)
+@click.option("--n", "n", type=int, default=20000, show_default=True, help="Samples per backend.")
+@click.option("--backends", default="spectral", show_default=True, help="Comma-separated backends.")
+@click.option("--batch-size", type=int, default=500, show_default=True)
+@problem_options
+@reports_errors()
+def bench_generate(n, backends, batch_size, **problem):
+    """Samples/s of `pydiff generate` end to end (file written), and its peak memory.
+
+    \b
+      pydiff bench generate --setup paper2024 --lattice 512 --n-sources 1-20 --n 1000
+    """
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..evaluation.timing import bench_generate as run
+    from ..evaluation.timing import machine
+
+    if n < 1 or batch_size < 1:
+        raise ConfigError("--n and --batch-size must be positive")
+    rows = run([b.strip() for b in backends.split(",")], n=n, batch_size=batch_size, problem=make_problem(**problem))
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@bench.command("read", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--batch-size", type=int, default=50, show_default=True, help="Samples per random batch.")
+@click.option("--batches", type=int, default=20, show_default=True, help="Batches read.")
+@reports_errors(data_error_code=2)
+def bench_read(file, batch_size, batches):
+    """Samples/s of reading random training batches from a data file, as streamed training
+    (--stream) reads them."""
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..evaluation.timing import bench_read as run
+    from ..evaluation.timing import machine
+
+    if batch_size < 1 or batches < 1:
+        raise ConfigError("--batch-size and --batches must be positive")
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame([run(file, batch_size, batches)]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@bench.command("train", context_settings=CONTEXT)
+@click.option("--model", "model_id", type=int, help="Table 2 model id (1-14; default 9 for the 2021 surrogate, none for the 2024 networks).")
+@training_options
+@click.option("--steps", type=int, default=10, show_default=True, help="Timed optimiser steps (after warm-up).")
+@reports_errors()
+def bench_train(model_id, steps, preset, **options):
+    """Training samples/s of a Table 2 model under a preset, on the chosen device, with the
+    projected hours of the whole run (its epochs) and the bytes its checkpoints write per epoch.
+
+    \b
+      pydiff bench train --preset paper              # the published set-up, full width
+      pydiff bench train --preset paper --compile reduce-overhead
+      pydiff bench train --preset paper2024 --training-data online   # + the share of fresh samples
+    """
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..evaluation.timing import bench_train as run
+    from ..evaluation.timing import machine
+    from ..registry import preset as preset_values
+
+    if steps < 1:
+        raise ConfigError("--steps must be positive")
+    if model_id is None and (options.get("network") or preset_values(preset).get("network", "surrogate")) == "surrogate":
+        model_id = 9
+    config = make_config(model_id, None, preset, **options)
+    row = run(config, steps=steps)
+    click.echo(f"# {machine()}")
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        click.echo(pd.DataFrame([row]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))

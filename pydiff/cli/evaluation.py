@@ -1,0 +1,98 @@
+"""Commands that read trained runs: evaluate, table, predict."""
+
+from __future__ import annotations
+
+import click
+
+from .app import CONTEXT, main, reports_errors
+
+
+def print_comparison(results, fmt: str = "text", models=None) -> None:
+    from ..evaluation.report import comparison_table, format_table
+
+    click.echo(format_table(comparison_table(results, models=models or range(1, 15)), fmt))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--splits", default="test", show_default=True, help="Comma-separated: test, train, val.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def evaluate(run_dir, splits, device):
+    """Metrics of a trained run on its own test split, written to metrics.json with figures."""
+    from ..errors import ConfigError
+    from ..pipelines.steps import evaluate_run
+
+    chosen = tuple(s.strip() for s in splits.split(","))
+    if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:
+        raise ConfigError("--splits takes test, train and val, and must include test")
+    metrics = evaluate_run(run_dir, chosen, device)
+    test = metrics["test"]
+    click.echo(f"{run_dir}: {test['n_samples']} test samples")
+    click.echo(f"  mean residual {test['mean_res']:.4g}, 99th percentile {test['p99_res']:.4g}, "
+               f"max {test['max_res']:.4g}, mean relative residual {test['mean_rel_res']:.4g}, "
+               f"gradient residual {test['grad_res']:.4g}")
+    if len(test.get("regions", [])) > 1:  # data with several source counts (the 2024 problem)
+        import pandas as pd
+
+        click.echo("mean absolute error per number of sources and region (test):")
+        click.echo(pd.DataFrame(test["regions"]).to_string(index=False, float_format=lambda v: f"{v:.3e}"))
+    if metrics["model"]:
+        print_comparison({metrics["model"]: test}, models=[metrics["model"]])
+    click.echo(f"wrote {run_dir}/metrics.json and figures")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("runs", type=click.Path(file_okay=False), default="runs")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "markdown", "latex"]), default="text", show_default=True)
+@click.option("--preset", help="Only runs of this preset.")
+@reports_errors()
+def table(runs, fmt, preset):
+    """Table 2 from every evaluated run under RUNS, ours beside the published values."""
+    from pathlib import Path
+
+    from ..errors import DataFileError
+    from ..evaluation.report import collect_runs
+
+    if not Path(runs).is_dir():
+        raise DataFileError(f"{runs}: no such directory")
+    found = collect_runs(runs)
+    if preset:
+        found = {preset: found.get(preset, [])}
+    if not found:
+        found = {"(none)": []}
+    for name, runs_found in found.items():
+        if fmt == "text":
+            click.echo(f"Table 2, preset {name}: {len({m for m, _, _ in runs_found})} of 14 models evaluated "
+                       f"({len(runs_found)} runs)")
+        print_comparison([(m, run, r["test"]) for m, run, r in runs_found], fmt)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--pretrained", help="A model shipped with pydiff instead of RUN_DIR: quick-model9 (the 2021 surrogate, "
+              "100x100), quick2024-encdec (the 2024 encoder-decoder, any lattice).")
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True,
+              help="(n, L, L) source images: an HDF5 file with an 'inputs' data set (a pydiff data file) or a .npy file.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write (must not exist).")
+@click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps.")
+@click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes (with --uncertainty).")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def predict(run_dir, pretrained, inputs_path, out, uncertainty, samples, device):
+    """Predict the fields of your own source images with a trained run (its model.safetensors)
+    or a model shipped with pydiff.
+
+    \b
+      pydiff predict --pretrained quick-model9 --inputs images.npy --out fields.h5
+      pydiff predict runs/quick/model09-seed0 --inputs data/two_sources.h5 --out fields.h5 --uncertainty
+    """
+    from ..errors import ConfigError
+    from ..evaluation.inference import predict_file
+    from ..training.pretrained import pretrained_dir
+
+    if (run_dir is None) == (pretrained is None):
+        raise ConfigError("give either a run directory or --pretrained NAME")
+    summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device)
+    extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
+    click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")

@@ -1,0 +1,140 @@
+"""Options shared by several commands, and their parsing into library values."""
+
+from __future__ import annotations
+
+import click
+
+
+def problem_options(command):
+    """The options that define the diffusion problem (docs/problem.md), shared by commands."""
+    options = [
+        click.option("--lattice", default=100, show_default=True, help="Cells per side L of the square lattice."),
+        click.option("--radius", default=5, show_default=True, help="Source disk radius, in cells."),
+        click.option("--n-sources", default="2", show_default=True,
+                     help="Disks per image, or a range such as 1-20 (--setup paper2024: every count equally often)."),
+        click.option("--setup", type=click.Choice(["paper2021", "paper2024"]), default="paper2021", show_default=True,
+                     help="Source recipe: paper2021 (genData.jl: img = img*U + disk in turn) or paper2024 "
+                     "(runSim.jl: each disk added with an amplitude uniform in [0.01, 1])."),
+        click.option("--D", "D", default=1.0, show_default=True, help="Diffusion constant (cells^2 per time unit)."),
+        click.option("--gamma", default=1 / 400, show_default="1/400", help="Decay rate (per time unit)."),
+        click.option("--t-max", default=3000.0, show_default=True, help="Integration time of the ODE."),
+        click.option(
+            "--source-model",
+            type=click.Choice(["production", "clamped"]),
+            default="production",
+            show_default=True,
+            help="production: the image is a source term (the original code); "
+            "clamped: disk cells held at their values (the paper's wording; --backend direct).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model):
+    from ..errors import ConfigError
+    from ..problem import Problem
+
+    low, _, high = str(n_sources).partition("-")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise ConfigError(f"--n-sources takes a count or a range like 1-20, got {n_sources!r}") from None
+    return Problem(lattice, radius, high, D, gamma, t_max, source_model, setup, low)
+
+
+BACKEND_HELP = "Solver: spectral (exact, fast), timestep (RKC time integration), direct (sparse LU), julia (DifferentialEquations.jl)."
+
+
+PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024"]
+
+
+def training_options(command):
+    """Options shared by `train`, `reproduce` and `bench train`: each overrides the preset's value."""
+    options = [
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
+                     help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
+                     "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU)."),
+        click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]),
+                     help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
+                     "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "
+                     '(any lattice; pip install "pydiff[fno]").'),
+        click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
+                     "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights); "
+                     "default: the Table 2 row's or the preset's."),
+        click.option("--loss-delta", type=float, help="Threshold of the Huber losses, in field units (default 0.1)."),
+        click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
+        click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
+        click.option("--epochs", type=int, help="Epochs (paper: 800)."),
+        click.option("--batch-size", type=int, help="Global training batch size (paper: 25); K torchrun ranks take B/K each."),
+        click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
+        click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule."),
+        click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
+        click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0); "
+                     "each source count is split alike."),
+        click.option("--split-seed", type=int, help="Seed of the split (default: --seed)."),
+        click.option("--train-fraction", type=float, help="Train on this fraction of the training split, equal per source count (default 1)."),
+        click.option("--select-on", type=click.Choice(["val", "test"]),
+                     help="Held-out split that picks the best epoch (val; paper2024: test, as the 2024 code)."),
+        click.option("--training-data", type=click.Choice(["file", "online"]),
+                     help="file: the training split; online: as many fresh exact samples of the file's problem every "
+                     "epoch, solved on the training device (seeded, never repeated)."),
+        click.option("--shuffle", type=click.Choice(["samples", "batches"]),
+                     help="samples: new batches every epoch; batches: fixed batches in a new order each epoch (the original code; paper preset)."),
+        click.option("--dropout", "dropout_all", type=float, help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."),
+        click.option("--rollback", type=click.Choice(["paper", "code", "off"]), help="Roll-back rule: Eq. 3, the original code's, or none."),
+        click.option("--rollback-C", "rollback_C", type=float, help="Roll-back threshold factor C (paper 5, code 10)."),
+        click.option("--rollback-m", type=int, help="Epochs averaged in the threshold (m = 20)."),
+        click.option("--rollback-s", type=int, help="Epochs rolled back (s = 5; code rule: backup period)."),
+        click.option("--early-stop", type=int, help="Stop after N epochs without a better held-out loss (0: never)."),
+        click.option("--init", type=click.Choice(["default", "kaiming", "flux"]),
+                     help="Weight initialisation: flux (Glorot-uniform, zero biases: the original networks; paper), kaiming (quick), default (PyTorch's)."),
+        click.option("--pooling", type=click.Choice(["table1", "code"]),
+                     help="NN2's encoder: Table 1's shapes (100-50-25-12-6-3-1, default) or the original code's padded second pool (100-50-26-13-6-3-1)."),
+        click.option("--output-scale", type=float, help="Initial scale of the final BatchNorms (default 1; quick: 0.14)."),
+        click.option("--output-shift", type=float, help="Initial bias of the final BatchNorms, split between the networks (quick: 0.095)."),
+        click.option("--recalibrate-bn/--no-recalibrate-bn", "recalibrate_bn", default=None,
+                     help="At the end, recompute the BatchNorm statistics of the best weights with dropout off "
+                     "(corrects the variance shift of dropout before BatchNorm; quick: on, paper: off)."),
+        click.option("--stream", type=click.Choice(["auto", "always", "never"]),
+                     help="Read the data file batch by batch instead of holding it on the device: auto (when it "
+                     "exceeds half the GPU's or the machine's memory; the full 2024 set does), always, never."),
+        click.option("--checkpoint-every", type=int, help="Epochs between checkpoints (default 10); SIGINT/SIGTERM also write one."),
+        click.option("--compile", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
+                     help="torch.compile the model (reduce-overhead adds CUDA graphs); off by default."),
+        click.option("--amp/--no-amp", default=None, help="bf16 autocast on CUDA (on by default; no effect on CPU)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialisation and batches."),
+        click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ..."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def parse_split(text):
+    from ..errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split must be three comma-separated fractions, got {text!r}") from None
+    return parts
+
+
+def parse_list(text, kind, option):
+    from ..errors import ConfigError
+
+    try:
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} must be a comma-separated list of numbers, got {text!r}") from None
+
+
+def make_config(model, data, preset, **options):
+    from ..training.config import config_for
+
+    options["split"] = parse_split(options.get("split"))
+    return config_for(model, preset, data=str(data) if data else "", **options)

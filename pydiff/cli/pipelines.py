@@ -1,0 +1,183 @@
+"""Pipelines: reproduce (Table 2), study train-size, compare, trust."""
+
+from __future__ import annotations
+
+import click
+
+from .app import CONTEXT, main, reports_errors
+from .evaluation import print_comparison
+from .options import BACKEND_HELP, PRESET_NAMES, parse_list, parse_split, training_options
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--model", "model_id", type=int, help="Table 2 model id (1-14).")
+@click.option("--all", "all_models", is_flag=True, help="All 14 models, one after the other (resumable).")
+@training_options
+@click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True, help="Where runs go.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Where the generated data sets are cached.")
+@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@reports_errors(data_error_code=2)
+def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **options):
+    """Reproduce Table 2 rows end to end: data, training, test metrics, figures, table.
+
+    Generates the data set when missing (cached in --data-dir by size and seed), trains the
+    model (quick preset: minutes on a CPU; paper: the published set-up, for a GPU), evaluates it
+    on the test split, and prints our residuals beside the published ones.  Run it again with the
+    same arguments and it continues where it stopped; finished steps are reused.
+    """
+    from ..errors import ConfigError
+    from ..pipelines.reproduce import reproduce as run
+    from ..registry import paper_model
+    from ..training.distributed import launched_rank, teardown
+
+    if all_models == (model_id is not None):
+        raise ConfigError("give either --model N or --all")
+    models = list(range(1, 15)) if all_models else [model_id]
+    for m in models:
+        paper_model(m)  # an unknown id fails before any work
+    options["split"] = parse_split(options.get("split"))
+    results = {}
+    try:
+        for m in models:
+            if launched_rank() == 0:
+                click.echo(f"== model {m} (preset {preset}) ==")
+            metrics = run(m, preset, runs, data_dir, seed, backend, **options)
+            if metrics is None:  # a torchrun rank other than 0: rank 0 reports
+                continue
+            results[m] = metrics["test"]
+            click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")
+    finally:
+        teardown()
+    if not results:
+        return
+    click.echo(f"\nTable 2, preset {preset}: test-set residuals, ours beside the paper's")
+    print_comparison(results, models=models)
+
+
+@main.group(context_settings=CONTEXT)
+def study():
+    """Studies of many runs (the 2024 papers'): see `pydiff study train-size --help`."""
+
+
+@study.command("train-size", context_settings=CONTEXT)
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick2024", show_default=True,
+              help="Set-up of every run: quick2024 (64^2, CPU: the whole default study in under an hour on 2 cores) "
+              "or paper2024 (512^2, the 2024 code's; GPUs).")
+@click.option("--runs", type=click.Path(file_okay=False), required=True, help="Study directory (created; reused to resume).")
+@click.option("--fractions", default=",".join(f"{f:g}" for f in (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)),
+              show_default=True, help="Training-set fractions, equal per source count.")
+@click.option("--seeds", default="0,1", show_default=True, help="Run seeds per fraction (initialisation, batches, subset).")
+@click.option("--data", "data_kind", type=click.Choice(["file", "online", "both"]), default="file", show_default=True,
+              help="file: the fixed subsets; online: fresh exact samples, the same steps per point; both.")
+@click.option("--epochs", type=int, help="Epochs of every run (default: the preset's).")
+@click.option("--width", type=float, help="Channel multiplier (default: the preset's).")
+@click.option("--network", type=click.Choice(["encdec", "unet"]), help="2024 network (default: the preset's, encdec).")
+@click.option("--loss", help="Loss by name (default: the preset's, tanh-MAE).")
+@click.option("--lr", type=float, help="Adam learning rate (default: the preset's).")
+@click.option("--batch-size", type=int, help="Global batch size (default: the preset's, 50).")
+@click.option("--n-samples", type=int, help="Size of the data set generated and split (default: the preset's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
+              help="Where the generated data set is cached.")
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
+@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@reports_errors(data_error_code=2)
+def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, backend, **overrides):
+    """Test error against training-set size (the 2024 study), optionally beside online data.
+
+    Trains one model per fraction and seed on the preset's data set (generated and cached
+    when missing), evaluates it on the common test split, and writes RUNS/train_size.csv
+    (data, fraction, n_train, seed, steps, mean_res, p99_res, max_res, ...), train_size.png and
+    train_size_fit.json, then prints the fit mean_res = a + b ln(n_train) with its R^2.  Run the
+    same command again to continue an interrupted study; finished runs are reused.
+    """
+    from ..pipelines.study import train_size_study
+    from ..training.distributed import launched_rank, teardown
+
+    kinds = ("file", "online") if data_kind == "both" else (data_kind,)
+
+    def report(row):
+        click.echo(f"{row['data']:>6} fraction {row['fraction']:<7g} n_train {row['n_train']:>6} seed {row['seed']}: "
+                   f"mean {row['mean_res']:.4g}, p99 {row['p99_res']:.4g}, max {row['max_res']:.4g} "
+                   f"({row['train_s']:.0f} s)")
+
+    try:
+        table, fits = train_size_study(
+            preset, runs, parse_list(fractions, float, "--fractions"), parse_list(seeds, int, "--seeds"), kinds,
+            data_dir, data_seed, backend, on_point=report, **overrides)
+    finally:
+        teardown()
+    if launched_rank() != 0:
+        return
+    for kind, fit in fits.items():
+        click.echo(f"{kind}: mean_res = {fit.a:.4g} {'+' if fit.b >= 0 else '-'} {abs(fit.b):.4g} ln(n_train), "
+                   f"R^2 = {fit.r2:.3f} over {fit.points} runs")
+    click.echo(f"wrote {runs}/train_size.csv, train_size.png, train_size_fit.json")
+
+
+@main.command("compare", context_settings=CONTEXT)
+@click.option("--models", default="surrogate,encdec,unet,fno", show_default=True,
+              help="Comma-separated: surrogate (2021, 100x100 only), encdec, unet (2024), fno (neuraloperator).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
+              help="Data, split, loss and optimiser of every model: quick (the 2021 quick data, 100x100, where all "
+              "four run) or quick2024; the paper presets for GPUs.")
+@click.option("--runs", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
+              help="Directory of the runs and of compare.csv (reused to resume).")
+@click.option("--budget-minutes", type=float,
+              help="The same wall time per model: each model's epochs are set from its measured speed before it "
+              "trains (default without --epochs: 12 for quick and quick2024, the whole comparison in under an hour "
+              "on 2 cores); 0: every model gets the preset's epochs (the default of the other presets).")
+@click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
+@click.option("--epochs", type=int, help="Epochs of every model, instead of a time budget.")
+@click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, split and initialisations.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overrides):
+    """Train the surrogate, the encoder-decoder, the U-Net and the FNO on the same data, split,
+    loss and budget; write RUNS/compare.csv and compare.md (test residuals, parameters, training
+    time, inference ms per sample, and the error on a lattice twice as fine)."""
+    from ..pipelines.compare import compare, format_compare
+    from ..training.distributed import launched_rank, teardown
+
+    def report(row):
+        click.echo(f"{row['model']:>9}: {row['params']:,} parameters, mean {row['mean_res']:.4g}, "
+                   f"p99 {row['p99_res']:.4g}, {row['epochs']} epochs in {row['train_s']:.0f} s")
+
+    try:
+        table = compare(tuple(m.strip() for m in models.split(",") if m.strip()), preset, runs, data_dir, seed,
+                        budget_minutes, on_model=report, **overrides)
+    finally:
+        teardown()
+    if launched_rank() == 0 and table is not None:
+        click.echo(format_compare(table, "text"))
+        click.echo(f"wrote {runs}/compare.csv, compare.md, compare.json")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--method", "methods", default="mc-dropout,physics,inverse", show_default=True,
+              help="Comma-separated estimators: mc-dropout (spread of dropout-on predictions), physics (residual of the "
+              "stationary equation), inverse (a field-to-sources network reads the prediction; trained once into RUN/inverse).")
+@click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
+@click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
+              "remove it to train it with other epochs.")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def trust(run_dir, methods, samples, inverse_epochs, device):
+    """How well label-free scores predict a run's test errors: RUN/trust.csv and trust.png.
+
+    Each method scores every test sample without its ground truth; the table gives the Spearman
+    correlation of the score with the true mean and max residual, and the precision and recall of
+    flagging the worst 5 % of samples with the threshold that flags 5 %.
+    """
+    from ..errors import ConfigError
+    from ..pipelines.trust import trust as run
+
+    if samples < 2:
+        raise ConfigError(f"--samples must be at least 2, got {samples}")
+    table = run(run_dir, tuple(m.strip() for m in methods.split(",") if m.strip()), samples, device, inverse_epochs)
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"wrote {run_dir}/trust.csv and trust.png")

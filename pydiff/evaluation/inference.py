@@ -1,0 +1,100 @@
+"""Predictions for source images users bring, with label-free error maps.
+
+``predict_file`` reads (n, L, L) source images — the ``inputs`` data set of an HDF5 file (a
+pydiff data file qualifies) or a ``.npy`` array — runs a trained run's best network on them and
+writes an HDF5 file with ``prediction`` and, when asked, ``mc_dropout_std`` (per-pixel spread
+of dropout-on predictions) and ``physics_residual`` (the stationary equation's residual maps,
+:mod:`pydiff.problem.residual`).  The output is written under a temporary name and renamed when
+complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import atomic
+from ..datasets.hdf5 import inspect
+from ..device import pick_device
+from ..errors import ConfigError, DataFileError
+from ..problem import Problem
+from ..problem.residual import stationary_residual
+from ..training import checkpoint
+from ..version import __version__
+from .predict import predict, predict_mc_dropout
+
+
+def read_images(path) -> np.ndarray:
+    """(n, L, L) float32 source images from an HDF5 file's ``inputs`` or a ``.npy`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    try:
+        if path.suffix == ".npy":
+            images = np.load(path, allow_pickle=False)
+        else:
+            with h5py.File(path, "r") as f:
+                if "inputs" not in f:
+                    raise DataFileError(f"{path}: no 'inputs' data set (give (n, L, L) source images)")
+                images = f["inputs"][()]
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"{path}: cannot be read ({exc})") from None
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or not len(images):
+        raise DataFileError(f"{path}: source images must be (n, L, L) with n >= 1, got shape {images.shape}")
+    if not np.isfinite(images).all():
+        raise DataFileError(f"{path}: source images hold NaN or infinite values")
+    return images
+
+
+def trained_problem(run_dir, config) -> Problem:
+    """The problem (lattice, D, gamma, ...) a run's model was trained on: recorded in its model
+    file, or for a pydiff 0.1 run read from its data file."""
+    problem = checkpoint.model_problem(run_dir)
+    if problem is None:
+        f, _, problem = inspect(config.data)
+        f.close()
+    return problem
+
+
+def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
+                 device: str = "auto", batch_size: int = 100) -> dict:
+    """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network.
+
+    Returns a summary: samples, lattice, and with ``uncertainty`` the mean of each score.
+    """
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise ConfigError(f"directory {out_path.parent} does not exist")
+    if out_path.exists():
+        raise ConfigError(f"{out_path} exists; choose another --out")
+    if samples < 2:
+        raise ConfigError(f"--samples must be at least 2, got {samples}")
+    device = pick_device(device)
+    model, config = checkpoint.load_model(run_dir, "best", device)
+    images = read_images(inputs_path)
+    problem = trained_problem(run_dir, config)
+    if images.shape[-1] != problem.lattice and config.network == "surrogate":
+        raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
+    x = images[:, None]
+    prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
+    arrays = {"prediction": prediction}
+    summary = {"samples": len(images), "lattice": images.shape[-1]}
+    if uncertainty:
+        _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
+        the_problem = dataclasses.replace(problem, lattice=images.shape[-1])  # D and gamma as trained
+        residual, _ = stationary_residual(prediction, images, the_problem)
+        arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
+        summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
+    with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
+        for name, array in arrays.items():
+            out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
+        out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
+                         mc_dropout_samples=samples if uncertainty else 0)
+    return summary
+

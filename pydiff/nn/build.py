@@ -1,0 +1,25 @@
+"""The network a run's configuration describes: one place that maps ``network`` and its options
+to a module, for training, loading and timing alike."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .cnn2024 import EncoderDecoder, UNet
+from .fno import fno
+from .surrogate2021 import Surrogate
+
+NETWORKS = ("surrogate", "encdec", "unet", "fno")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net; neuraloperator's FNO
+
+
+def build_model(config) -> nn.Module:
+    """The untrained network of ``config`` (a :class:`~pydiff.training.config.TrainConfig`, or
+    anything with its fields); seed torch first for a reproducible one."""
+    if config.network == "encdec":
+        return EncoderDecoder(config.width)
+    if config.network == "unet":
+        return UNet(config.width)
+    if config.network == "fno":
+        return fno(config.width, config.fno_modes)
+    return Surrogate(config.p1, config.p2, config.dropout, config.width, config.output_scale, config.output_shift,
+                     config.init, config.pooling)

@@ -1,0 +1,34 @@
+"""Neural-operator baselines, from the libraries that maintain them (not re-implemented here).
+
+``fno``: the Fourier Neural Operator of the ``neuraloperator`` package (``neuralop.models.FNO``),
+an optional dependency: ``pip install "pydiff[fno]"``.  Its spectral convolutions keep
+``modes`` Fourier modes per axis whatever the lattice, so one trained network runs on any
+lattice size — the resolution transfer the FNO papers claim.
+
+Input and output: (batch, 1, L, L), as every pydiff network.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import BackendUnavailable
+
+FNO_HIDDEN = 256  # hidden channels at width 1; the quick presets' 1/8 gives 32 (0.6 M parameters with 16 modes)
+
+
+def neuraloperator_version() -> str:
+    """The installed neuraloperator's version (recorded with every FNO run)."""
+    try:
+        import neuralop
+    except ImportError:
+        raise BackendUnavailable('the FNO needs the neuraloperator package: pip install "pydiff[fno]"') from None
+    return getattr(neuralop, "__version__", "unknown")
+
+
+def fno(width: float = 1.0, modes: int = 16) -> nn.Module:
+    """neuraloperator's 2-D FNO with ``round(256 * width)`` hidden channels and ``modes`` modes per axis."""
+    neuraloperator_version()
+    from neuralop.models import FNO
+
+    return FNO(n_modes=(modes, modes), hidden_channels=max(4, round(FNO_HIDDEN * width)), in_channels=1, out_channels=1)

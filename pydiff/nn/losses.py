@@ -1,0 +1,98 @@
+"""The losses, by name: the 2021 paper's weighted loss (Eq. 1-2) and the 2024 code's.
+
+    L = < exp(-(1 - y) / w) * |y_hat - y| ** alpha >   (mean over pixels and batch)
+
+High field values (near the sources, rare) get weight ~1, low ones ~exp(-1/w): a small ``w``
+emphasises the sources; ``w`` = 1000 is nearly unweighted.  Every loss is a weight times a
+penalty of the difference (``|d| ** alpha`` or Huber's), so each weight comes in each penalty.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def penalty(difference: torch.Tensor, alpha, delta: float = 0.1) -> torch.Tensor:
+    """The per-pixel penalty of a difference: ``|d| ** alpha`` for alpha 1, 2, 4, or for
+    ``"huber"`` Huber's ``d**2 / 2`` below ``delta`` and ``delta * (|d| - delta / 2)`` above
+    (quadratic near zero, linear in the tails: robust to the few large errors at the sources)."""
+    if alpha == "huber":
+        return torch.nn.functional.huber_loss(difference, torch.zeros_like(difference), reduction="none", delta=delta)
+    return difference.abs().pow(alpha)
+
+
+def _reduce(terms: torch.Tensor, reduction: str) -> torch.Tensor:
+    return terms.sum() if reduction == "sum" else terms.mean()
+
+
+def weighted_loss(prediction: torch.Tensor, target: torch.Tensor, alpha, w: float,
+                  reduction: str = "mean", delta: float = 0.1) -> torch.Tensor:
+    """Eq. 1-2: mean (or sum) of ``exp(-(1 - target) / w) * |prediction - target| ** alpha``.
+
+    Args:
+        prediction, target: tensors of the same shape (batch, 1, L, L); target in [0, 1].
+        alpha: 1 (MAE), 2 (MSE), 4, or "huber" (Huber's penalty with threshold ``delta``).
+        w: weight scale, > 0.
+        reduction: "mean" (Eq. 2) or "sum" (what data-parallel training divides by the global
+            batch itself, so that a rank with an uneven or empty share still adds up exactly).
+        delta: the Huber threshold, in field units (only for alpha "huber").
+
+    Returns:
+        A scalar tensor.
+    """
+    weight = torch.exp(-(1.0 - target) / w)
+    return _reduce(weight * penalty(prediction - target, alpha, delta), reduction)
+
+
+# --- The 2024 code's losses (CustomLosses/ in jquetzalcoatl/DeepDiffusionSolver) ---------------
+
+
+def exponential_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha=1, w: float = 1.0,
+                          reduction: str = "mean", delta: float = 0.1) -> torch.Tensor:
+    """``ExponentialMeanError``: mean of ``exp(-|1 - prediction| / w) * |prediction - target| ** alpha``.
+
+    Unlike Eq. 1, the 2024 code weights by the *prediction*, not the target, and the weight is
+    differentiated too.
+    """
+    weight = torch.exp(-(1.0 - prediction).abs() / w)
+    return _reduce(weight * penalty(prediction - target, alpha, delta), reduction)
+
+
+def tanh_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha=1, w: float = 1.0,
+                   w2: float = 2000.0, reduction: str = "mean", delta: float = 0.1) -> torch.Tensor:
+    """``HyperbolicTangentMeanError``: mean of ``(1 + w2 * tanh(w * target)) * |prediction - target| ** alpha``:
+    a step that weighs every pixel with a field (target > 0) about ``w2`` times more than the
+    empty background."""
+    weight = 1.0 + w2 * torch.tanh(w * target)
+    return _reduce(weight * penalty(prediction - target, alpha, delta), reduction)
+
+
+# name -> (function, penalty).  Eq. 1-2 weighs by the target, exp(-(1 - y) / w); "exp-*" is the
+# 2024 code's exponential weight on the prediction; "tanh-*" its step weight 1 + w2 tanh(w y)
+# (w2 = 2000 by default).  "*-Huber" puts Huber's penalty (threshold delta) under the same
+# weights: the 2024 paper cites Huber's loss; its public code does not say with which threshold.
+LOSSES = {
+    "MAE": (weighted_loss, 1), "MSE": (weighted_loss, 2), "fourth-power": (weighted_loss, 4),
+    "Huber": (weighted_loss, "huber"),
+    "exp-MAE": (exponential_loss_2024, 1), "exp-MSE": (exponential_loss_2024, 2),
+    "exp-Huber": (exponential_loss_2024, "huber"),
+    "tanh-MAE": (tanh_loss_2024, 1), "tanh-MSE": (tanh_loss_2024, 2), "tanh-Huber": (tanh_loss_2024, "huber"),
+}
+
+
+def make_loss(name: str, w: float, w2: float = 2000.0, reduction: str = "mean", delta: float = 0.1):
+    """The loss ``name`` as ``loss(prediction, target)`` with its weights bound."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    function, alpha = LOSSES[name]
+    extra = {"w2": w2} if function is tanh_loss_2024 else {}
+    return lambda prediction, target: function(prediction, target, alpha=alpha, w=w, reduction=reduction,
+                                               delta=delta, **extra)
+
+
+def alpha_of(name: str):
+    """Penalty of a loss name: its exponent (MAE 1, MSE 2, fourth-power 4, likewise for the 2024
+    ones) or "huber"."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name][1]

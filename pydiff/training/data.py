@@ -1,0 +1,93 @@
+"""A run's data: its file's first n samples, the seeded split per source count with the training
+fraction a study asks for, read into memory or left in the file when it does not fit."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ..datasets.batches import Rows
+from ..datasets.hdf5 import load
+from ..datasets.split import split_indices, training_subset
+from ..errors import DataFileError
+from ..problem import Problem
+from ..registry import LATTICE
+from .config import TrainConfig
+
+
+class RunArrays(NamedTuple):
+    """A run's data: inputs and fields as :class:`Rows` of (n, L, L) float32 (in memory, or read
+    from the file on indexing when they do not fit), the split, the (n,) number of sources of
+    each sample, and the problem the file poses."""
+
+    inputs: Rows
+    fields: Rows
+    split: dict
+    source_count: np.ndarray
+    problem: Problem
+
+    @property
+    def in_memory(self) -> bool:
+        return self.inputs.in_memory
+
+
+def run_split(config: TrainConfig, source_count: np.ndarray) -> dict[str, np.ndarray]:
+    """The split of a run's first ``n_samples`` samples (the file's (n,) ``source_count``), with
+    its training fraction taken."""
+    n = len(source_count) if config.n_samples is None else min(config.n_samples, len(source_count))
+    split_seed = config.seed if config.split_seed is None else config.split_seed
+    counts = np.asarray(source_count[:n])
+    split = split_indices(n, config.split, split_seed, counts)
+    split["train"] = training_subset(split["train"], counts, config.train_fraction, split_seed)
+    return split
+
+
+def epoch_sizes(config: TrainConfig) -> tuple[int, int]:
+    """Samples per epoch of ``config``: trained on, and evaluated to pick the best epoch.
+
+    Exact from the run's data file (its split per source count, the training fraction, the
+    selection split, the training set itself when that split is empty); from the preset's
+    fractions of ``n_samples`` when the config names no file yet (``pydiff bench train``)."""
+    if config.data:
+        with load(config.data, lazy=True) as data:
+            split = run_split(config, np.asarray(data.source_count[: len(data)]))
+        sizes = {name: len(index) for name, index in split.items()}
+    else:
+        n = config.n_samples or 20000
+        n_train, n_test = round(config.split[0] * n), round(config.split[1] * n)
+        sizes = {"train": max(1, round(config.train_fraction * n_train)), "test": n_test, "val": n - n_train - n_test}
+    return sizes["train"], sizes[config.select_on] or sizes["train"]
+
+
+def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArrays:
+    """The first ``n_samples`` of the run's data file and its seeded split, read once.
+
+    The arrays are read into memory when their size is at most ``memory_budget`` bytes; larger
+    ones (the full 2024 data: 400,000 fields of 1 MB) stay in the file and are read batch by
+    batch.
+    """
+    data = load(config.data, lazy=True)
+    try:
+        if config.network == "surrogate" and data.problem.lattice != LATTICE:
+            raise DataFileError(
+                f"{config.data}: lattice {data.problem.lattice}, but the networks of Table 1 need {LATTICE}x{LATTICE} images"
+            )
+        n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
+        if n < 3:
+            raise DataFileError(f"{config.data}: {n} samples are too few to split")
+        counts = np.asarray(data.source_count[:n])
+        split = run_split(config, counts)
+        lattice = data.problem.lattice
+        if 2 * n * lattice * lattice * 4 <= memory_budget:
+            inputs, fields = data.inputs[:n], data.fields[:n]
+            data.close()
+        else:  # h5py keeps the file open while its data sets are referenced
+            inputs, fields = data.inputs, data.fields
+    except BaseException:
+        data.close()
+        raise
+    if config.inverse:  # the network maps the field back to its sources
+        inputs, fields = fields, inputs
+    return RunArrays(Rows(inputs), Rows(fields), split, counts, data.problem)

@@ -1,0 +1,69 @@
+"""Trained models shipped with pydiff, loadable by name, and the export that makes one from a run.
+
+A shared model is a directory of three files, as the field shares models (The Well, Hugging
+Face): ``config.json`` (the :class:`~pydiff.training.config.TrainConfig`), ``model.safetensors``
+(the weights, with the problem they were trained on) and ``metrics.json`` (its test-set
+metrics and how it was made).  Loading one runs no code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+from .. import atomic
+from ..errors import ConfigError, DataFileError
+from ..version import __version__
+from . import checkpoint
+
+SHARED_FILES = (checkpoint.CONFIG, checkpoint.MODEL, checkpoint.METRICS)
+
+
+def pretrained_names() -> list[str]:
+    """The models shipped with this installation."""
+    root = files("pydiff") / "pretrained"
+    return sorted(p.name for p in root.iterdir() if (p / checkpoint.MODEL).is_file()) if root.is_dir() else []
+
+
+def pretrained_dir(name: str) -> Path:
+    """The directory of shipped model ``name``; :class:`ConfigError` naming the choices otherwise."""
+    if name not in pretrained_names():
+        raise ConfigError(f"no pretrained model {name!r}; choose one of {', '.join(pretrained_names()) or '(none)'}")
+    return Path(str(files("pydiff") / "pretrained" / name))
+
+
+def load_pretrained(name: str, device="cpu"):
+    """``(model, config)`` of shipped model ``name``, the model in evaluation mode on ``device``.
+
+    >>> model, config = load_pretrained("quick-model9")        # the 2021 surrogate, 100 x 100
+    >>> fields = pydiff.predict(model, images[:, None])           # (n, 1, 100, 100)
+    """
+    model, config = checkpoint.load_model(pretrained_dir(name), "best", device)
+    return model.eval(), config
+
+
+def export_model(run_dir, out_dir, overwrite: bool = False) -> Path:
+    """Write a run's best model as a shared model directory ``out_dir`` (created): its config
+    (without the path of the data file it was trained on), its weights and its test metrics."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config = checkpoint.read_config(run_dir)
+    metrics_file = run_dir / checkpoint.METRICS
+    if not metrics_file.is_file():
+        raise DataFileError(f"{run_dir}: not evaluated yet (no {checkpoint.METRICS}); run `pydiff evaluate {run_dir}` first")
+    checkpoint.read_model_file(run_dir)  # a damaged model fails here, before anything is written
+    if out_dir.exists() and not overwrite:
+        raise ConfigError(f"{out_dir} exists; pass --overwrite to replace it")
+    metrics = json.loads(metrics_file.read_text())
+    summary = {"test": {k: metrics["test"][k] for k in ("n_samples", "mean_res", "p99_res", "max_res", "mean_rel_res")
+                        if k in metrics["test"]},
+               "training": metrics.get("training"), "preset": config.preset, "model": config.model,
+               "network": config.network, "exported_from": run_dir.name, "pydiff_version": __version__}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shared = checkpoint.TrainConfig.from_json({**config.to_json(), "data": ""})
+    checkpoint.write_config(shared, out_dir)
+    with atomic.replacing(out_dir / checkpoint.MODEL) as tmp:
+        shutil.copyfile(run_dir / checkpoint.MODEL, tmp)
+    atomic.write_text(json.dumps(summary, indent=2), out_dir / checkpoint.METRICS)
+    return out_dir

@@ -1,0 +1,126 @@
+"""A training run from its configuration: the data, the network, the optimiser and the run
+directory built, then handed to the :class:`~pydiff.training.trainer.Trainer`.
+
+Fast on a GPU: Adam is fused, the forward pass runs in bf16 autocast with channels-last layout,
+cuDNN picks its kernels, and ``compile`` hands the model to torch.compile ("reduce-overhead" adds
+CUDA graphs).  Under ``torchrun`` the network is DistributedDataParallel with BatchNorm over the
+global batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..datasets.batches import OnlineSamples, StreamedSamples, TensorSamples
+from ..device import memory_budget
+from ..errors import ConfigError
+from ..nn.build import build_model
+from . import checkpoint, distributed
+from .config import TrainConfig, describe_differences, resumable
+from .data import load_arrays
+from .step import make_optimizer
+from .trainer import Trainer, TrainResult
+
+
+def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The run's model on its device (``module``: what is saved) and the ``network`` the steps
+    run: BatchNorm over the global batch, channels-last and cuDNN autotuning on CUDA,
+    DistributedDataParallel under torchrun, torch.compile when asked.  ``train`` and
+    ``pydiff bench train`` both build it here, so the benchmark times what training runs."""
+    module = distributed.sync_batchnorm(build_model(config), ctx).to(ctx.device)
+    if ctx.device.type == "cuda":
+        module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+        torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
+    network = distributed.wrap(module, ctx)
+    if config.compile != "off":
+        network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
+    return module, network
+
+
+def file_samples(arrays, index: np.ndarray, device: torch.device):
+    """Samples ``index`` of the data file: on the device when the file's arrays were read into
+    memory, else read from the file batch by batch."""
+    if arrays.in_memory:
+        return TensorSamples(*(torch.as_tensor(a[index]).to(device) for a in (arrays.inputs, arrays.fields)))
+    return StreamedSamples(arrays.inputs, arrays.fields, index, device)
+
+
+def training_samples(config: TrainConfig, arrays, device: torch.device):
+    """The run's training batches: its training split, or (``training_data`` "online") as many
+    fresh exact samples per epoch of the file's problem."""
+    train = arrays.split["train"]
+    if config.training_data == "online":
+        return OnlineSamples(arrays.problem, len(train), config.seed, device)
+    return file_samples(arrays, train, device)
+
+
+def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
+    """Whether to resume from last.pt; refuses an existing run without ``resume`` or of another config."""
+    if not run_dir.parent.is_dir():
+        raise ConfigError(f"directory {run_dir.parent} does not exist")
+    has_run = (run_dir / checkpoint.CONFIG).is_file()
+    if has_run and not resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if has_run:
+        blocking = resumable(checkpoint.read_config(run_dir), config)
+        if blocking:
+            raise ConfigError(f"{run_dir} was trained with other options ({describe_differences(blocking)}); "
+                              "use the same options or a new --out")
+    return (run_dir / checkpoint.LAST).is_file()
+
+
+def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | Callable = True) -> TrainResult:
+    """Train ``config`` into ``run_dir`` (created); ``resume`` continues from its last.pt.
+
+    Under ``torchrun`` every rank calls this; rank r trains on the r-th slice of each batch and
+    only rank 0 writes files.
+
+    Raises:
+        ConfigError: bad values, an existing run without ``resume``, or a run of another config.
+        DataFileError: a missing or unusable data file or checkpoint.
+        Interrupted: SIGINT or SIGTERM arrived; a checkpoint was written.
+    """
+    config.validate()
+    run_dir = Path(run_dir)
+    ctx = distributed.setup(config.device)
+    from_checkpoint = _check_run_dir(config, run_dir, resume)
+    saved = checkpoint.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
+    if saved is not None and saved["resume_epoch"] + 1 > config.epochs:
+        raise ConfigError(f"{run_dir} has trained {saved['resume_epoch'] + 1} epochs already; "
+                          f"ask for at least as many, not {config.epochs}")
+    arrays = load_arrays(config, memory_budget(ctx.device) if config.stream == "auto" else
+                         {"always": 0, "never": math.inf}[config.stream])
+    if ctx.is_main:
+        run_dir.mkdir(exist_ok=True)
+        checkpoint.write_config(config, run_dir)
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    train_data = training_samples(config, arrays, ctx.device)
+    held_out = arrays.split[config.select_on]
+    if len(held_out) > 0:
+        val_data = file_samples(arrays, held_out, ctx.device)
+    elif config.training_data == "file":  # no validation split (the paper's 80/20): select on the training loss
+        val_data = train_data  # the same samples: one copy on the device
+    else:
+        val_data = file_samples(arrays, arrays.split["train"], ctx.device)
+
+    module, network = build_network(config, ctx)
+    trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
+                      train_data, val_data, ctx, progress, arrays.problem)
+    if saved is not None:
+        trainer.resume(saved)
+    result = trainer.fit()
+    if ctx.is_main:  # result.json: its presence marks the run finished
+        checkpoint.write_result({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                                 "epochs_run": result.epochs_run, "rollbacks": result.rollbacks,
+                                 "seconds": result.seconds, "bytes_written": result.bytes_written,
+                                 "n_train": len(train_data), "device": str(ctx.device),
+                                 "world_size": ctx.world_size}, run_dir)
+    return result
