@@ -1,4 +1,10 @@
-"""Where and in which precision tensors live: the device choice and bf16 autocast."""
+"""Where and in which precision tensors live: the device choice, and the fast paths a GPU takes
+(bf16 autocast, channels-last layout, fused Adam).
+
+PyTorch offers those paths on a CPU too.  :func:`cuda_paths_on_cpu` makes a CPU run take them,
+so that a machine without a GPU can check every part of the GPU path but what only CUDA has
+(CUDA graphs, NCCL); ordinary CPU runs stay in float32.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +29,31 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+_cpu_takes_cuda_paths = False
+
+
+@contextlib.contextmanager
+def cuda_paths_on_cpu():
+    """Within the block, runs on the CPU take the GPU's fast paths where PyTorch has them on a
+    CPU: bf16 autocast, channels-last layout, fused Adam (for checking them without a GPU)."""
+    global _cpu_takes_cuda_paths
+    before, _cpu_takes_cuda_paths = _cpu_takes_cuda_paths, True
+    try:
+        yield
+    finally:
+        _cpu_takes_cuda_paths = before
+
+
+def fast_paths(device: torch.device) -> bool:
+    """Whether work on ``device`` takes the GPU's fast paths: on CUDA, or on a CPU inside
+    :func:`cuda_paths_on_cpu`."""
+    return device.type == "cuda" or (device.type == "cpu" and _cpu_takes_cuda_paths)
+
+
 def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA when ``enabled``; full float32 everywhere else."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast where the fast paths apply and ``enabled``; full float32 everywhere else."""
+    if enabled and fast_paths(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

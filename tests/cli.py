@@ -1,15 +1,53 @@
-"""Run the command line in a subprocess, as a user would."""
+"""Run the command line as a user would: in this process through click's test runner (fast), or
+in a fresh interpreter where a real process matters (signals, torchrun, what gets imported)."""
 
+import contextlib
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
+
+from click.testing import CliRunner
+
+from pydiff.cli import main
 
 
-def pydiff(*args, cwd=None, timeout=300):
-    """Run ``python -m pydiff ARGS``; returns the CompletedProcess (text output)."""
-    return subprocess.run(
-        [sys.executable, "-m", "pydiff", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout,
-    )
+@dataclass
+class Ran:
+    """What ``pydiff ARGS`` gave: its exit status and its two output streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def working_directory(path):
+    if path is None:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def pydiff(*args, cwd=None, timeout=None):
+    """``pydiff ARGS`` in this process.  An exception that is not pydiff's own one-line exit
+    (a traceback, to a user) is raised, so the test fails with it."""
+    with working_directory(cwd):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def pydiff_process(*args, cwd=None, timeout=300, env=None):
+    """``python -m pydiff ARGS`` in a fresh interpreter; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "pydiff", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
 
 
 def assert_clean_failure(result, code, match):

@@ -208,7 +208,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     import torch
 
     from ..datasets.batches import OnlineSamples
-    from ..device import autocast, pick_device, synchronize
+    from ..device import autocast, fast_paths, pick_device, synchronize
     from ..registry import preset_problem
     from ..training import checkpoint
     from ..training.batchnorm import batchnorms
@@ -280,7 +280,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     return {"model": config.model, "network": config.network, "lattice": L, "width": config.width,
             "device": str(device), "batch_size": b, "training_data": config.training_data,
             "online_share_of_step": online_share,
-            "amp": config.amp and device.type == "cuda", "compile": config.compile,
+            "amp": config.amp and fast_paths(device), "compile": config.compile,
             "samples_per_second": train_sps, "eval_samples_per_second": eval_sps,
             "epoch_seconds": epoch_s, "recalibration_seconds": recalibration_s,
             "epochs": config.epochs, "projected_hours": hours, "state_MB": state_bytes / 1e6,

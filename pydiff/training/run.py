@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..datasets.batches import OnlineSamples, StreamedSamples, TensorSamples
-from ..device import memory_budget
+from ..device import fast_paths, memory_budget
 from ..errors import ConfigError
 from ..nn.build import build_model
 from . import checkpoint, distributed
@@ -34,8 +34,9 @@ def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.
     DistributedDataParallel under torchrun, torch.compile when asked.  ``train`` and
     ``pydiff bench train`` both build it here, so the benchmark times what training runs."""
     module = distributed.sync_batchnorm(build_model(config), ctx).to(ctx.device)
-    if ctx.device.type == "cuda":
+    if fast_paths(ctx.device):
         module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+    if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
     network = distributed.wrap(module, ctx)
     if config.compile != "off":

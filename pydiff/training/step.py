@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..device import autocast
+from ..device import autocast, fast_paths
 from ..nn.losses import make_loss
 from .config import TrainConfig
 
@@ -28,8 +28,8 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam (eps 1e-8, as Flux's ADAM); the fused CUDA kernel on a GPU."""
-    return torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8, fused=device.type == "cuda")
+    """Adam (eps 1e-8, as Flux's ADAM); the fused kernel on a GPU."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8, fused=fast_paths(device))
 
 
 def loss_function(config: TrainConfig) -> Callable:
