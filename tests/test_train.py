@@ -365,6 +365,11 @@ def test_cli_train_needs_a_model_for_the_surrogate(data, tmp_path):
                     "--loss", "exp-MAE", "--width", 0.0625, "--epochs", 1)
     assert result.returncode == 0, result.stderr
     assert "trained encdec" in result.stdout
+    # the 2024 presets' network is the encoder-decoder: no --network needed
+    result = pydiff("train", "--data", data, "--out", tmp_path / "run2024", "--preset", "quick2024", "--width", 0.0625,
+                    "--epochs", 1, "--n-samples", 20)
+    assert result.returncode == 0, result.stderr
+    assert "trained encdec" in result.stdout
 
 
 def test_streaming_the_data_from_its_file_trains_exactly_as_holding_it_in_memory(data, tmp_path):

@@ -27,8 +27,11 @@ def train(model_id, data, out, resume, **options):
     from ..training.distributed import launched_rank, teardown
     from ..training.run import train as run
 
-    if model_id is None and options.get("network") in (None, "surrogate"):
-        raise ConfigError("give --model N (a Table 2 row) for the 2021 surrogate, or --network encdec/unet")
+    from ..registry import preset as preset_values
+
+    network = options.get("network") or preset_values(options["preset"]).get("network", "surrogate")
+    if model_id is None and network == "surrogate":
+        raise ConfigError("give --model N (a Table 2 row) for the 2021 surrogate, or --network encdec/unet/fno")
     config = make_config(model_id, data, **options)
     try:
         result = run(config, out, resume=resume)
