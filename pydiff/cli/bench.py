@@ -108,3 +108,38 @@ def bench_train(model_id, steps, preset, **options):
     click.echo(f"# {machine()}")
     with pd.option_context("display.max_columns", None, "display.width", 200):
         click.echo(pd.DataFrame([row]).T.to_string(header=False, float_format=lambda v: f"{v:.4g}"))
+
+
+
+@bench.command("infer", context_settings=CONTEXT)
+@click.option("--model", "model_id", type=int, help="Table 2 model id for the 2021 surrogate (default 9).")
+@click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]), default="surrogate",
+              show_default=True, help="Network to time.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the papers').")
+@click.option("--lattice", type=int, help="Cells per side of the inputs (the surrogate: 100 only; default 100).")
+@click.option("--batch-sizes", default="1,256", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@reports_errors()
+def bench_infer(model_id, network, width, lattice, batch_sizes, device):
+    """Milliseconds per sample of a network's prediction (epsilon of Eq. 4), at several batch sizes.
+
+    \b
+      pydiff bench infer --network encdec --lattice 512 --width 1
+    """
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..evaluation.timing import bench_infer as run, machine
+    from ..registry import LATTICE
+    from .options import parse_list
+
+    lattice = lattice or LATTICE
+    if network == "surrogate" and lattice != LATTICE:
+        raise ConfigError(f"the 2021 surrogate takes {LATTICE}x{LATTICE} images only, not {lattice}")
+    sizes = parse_list(batch_sizes, int, "--batch-sizes")
+    if lattice < 3 or not sizes or min(sizes) < 1:
+        raise ConfigError("--lattice must be at least 3 and every batch size positive")
+    table2_row = (model_id or 9) if network == "surrogate" else None
+    config = make_config(table2_row, None, "paper", network=network, width=width, device=device)
+    click.echo(f"# {machine()}")
+    click.echo(pd.DataFrame(run(config, lattice, sizes)).to_string(index=False, float_format=lambda v: f"{v:.4g}"))

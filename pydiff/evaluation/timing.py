@@ -6,6 +6,7 @@ and proves nothing on a fast one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -104,18 +105,19 @@ def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int 
         return timed_solve(solver, images)[1]
 
 
-def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5) -> float:
+def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5, amp: bool = True) -> float:
     """Seconds per sample of ``model``'s forward pass on (batch, 1, L, L) inputs (eval mode, no
-    gradients, best of ``repeats`` after one warm-up call)."""
+    gradients, best of ``repeats`` after one warm-up call), in the precision prediction uses
+    (bf16 autocast on a GPU when ``amp``)."""
     import torch
 
-    from ..device import synchronize
+    from ..device import autocast, synchronize
 
     device = torch.device(device)
     model = model.to(device).eval()
     x = torch.rand(batch_size, 1, lattice, lattice, device=device)
     best = float("inf")
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, amp):
         for _ in range(repeats + 1):  # the first call warms up
             synchronize(device)
             start = time.perf_counter()
@@ -123,6 +125,23 @@ def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats
             synchronize(device)
             best = min(best, time.perf_counter() - start)
     return best / batch_size
+
+
+def bench_infer(config, lattice: int, batch_sizes=(1, 256), repeats: int = 5) -> "list[dict]":
+    """Milliseconds per sample of ``config``'s network (a :class:`~pydiff.training.config.TrainConfig`:
+    network, width, Table 2 row) predicting (b, 1, L, L) inputs on its device, per batch size."""
+    import torch
+
+    from ..device import pick_device
+    from ..nn.build import build_model
+
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config)
+    params = sum(p.numel() for p in model.parameters())
+    return [{"network": config.network, "model": config.model, "width": config.width, "lattice": lattice,
+             "parameters": params, "device": str(device), "batch_size": b,
+             "ms_per_sample": 1e3 * time_forward(model, lattice, b, device, repeats, config.amp)} for b in batch_sizes]
 
 
 def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu", repeats: int = 5,
@@ -184,10 +203,11 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
     return rows
 
 
-def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
+def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = None) -> dict:
     """Training throughput of ``config`` (a :class:`~pydiff.training.config.TrainConfig`) on its device,
     timed on real steps (:func:`pydiff.training.step.train_step`, the function ``train`` runs), with the
-    projected wall time of the whole run and the bytes its checkpoints write per epoch.
+    projected wall time of the whole run and the bytes its checkpoints write per epoch.  The inputs
+    have the lattice of the preset's problem, or ``lattice``.
 
     The data are random tensors already on the device, as ``train`` keeps the whole training
     set there, on the lattice of the config's preset; with ``training_data`` "online" every step
@@ -225,6 +245,8 @@ def bench_train(config, steps: int = 5, warmup: int = 2) -> dict:
     loss_sum = loss_function(config)
     b = config.batch_size
     problem = Problem(**preset_problem(config.preset)) if config.preset else Problem()
+    if lattice is not None:
+        problem = dataclasses.replace(problem, lattice=lattice)
     L = problem.lattice
     x = torch.rand(b, 1, L, L, device=device)
     y = torch.rand(b, 1, L, L, device=device)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# What only a GPU can show (training speed eager and with CUDA graphs, the paper preset's
+# projected hours, inference per sample, online samples at 512^2, a short real paper run), in at
+# most ~8 minutes on one CUDA GPU; the figures go to a JSON file (default: $OUT/device-check.json
+# when $OUT is set, else ./device-check.json).  On a machine without CUDA it stops at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-${OUT:-.}/device-check.json}"
+exec python benchmarks/device_check.py "$out"
