@@ -36,10 +36,18 @@ def test_the_finer_problem_is_the_same_field_sampled_twice_as_fine():
 SMALL = {"transfer_samples": 6, "timing_batch": 4, "progress": False}
 
 
-def test_compare_trains_every_model_on_one_footing(tmp_path):
+@pytest.fixture
+def no_figures(monkeypatch):
+    """Each run's figures (tested with reproduce) cost seconds here, four runs at a time."""
+    from pydiff.evaluation import report
+
+    monkeypatch.setattr(report, "write_figures", lambda *args: [])
+
+
+def test_compare_trains_every_model_on_one_footing(tmp_path, no_figures):
     # In-process with a small transfer set and timing batch: the FNO runs at full resolution in
     # every layer, which costs seconds per 256-sample batch on a 2-core CPU.
-    table = compare(MODELS, "smoke", tmp_path / "cmp", tmp_path / "data", epochs=1, n_samples=60, **SMALL)
+    table = compare(MODELS, "smoke", tmp_path / "cmp", tmp_path / "data", epochs=1, n_samples=30, **SMALL)
     assert table.model.tolist() == ["surrogate", "encdec", "unet", "fno"]
     assert pd.read_csv(tmp_path / "cmp" / "compare.csv").model.tolist() == table.model.tolist()
     assert set(table.columns) >= {"params", "mean_res", "p99_res", "max_res", "train_s", "infer_ms_b1",
@@ -53,7 +61,7 @@ def test_compare_trains_every_model_on_one_footing(tmp_path):
     assert (tmp_path / "cmp" / "compare.md").read_text().startswith("| model |")
 
 
-def test_a_time_budget_sets_each_models_epochs_from_its_speed(tmp_path):
+def test_a_time_budget_sets_each_models_epochs_from_its_speed(tmp_path, no_figures):
     table = compare(("encdec",), "smoke", tmp_path / "cmp", tmp_path / "data", budget_minutes=0.05,
                     n_samples=40, **SMALL)
     assert (table.epochs >= 1).all()

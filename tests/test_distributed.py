@@ -1,7 +1,7 @@
 """Data-parallel training: 2 CPU ranks (gloo) follow 1 process, batch for batch.
 
 Both tests launch real ranks with ``torchrun`` (``python -m torch.distributed.run``), as a user
-on a cluster would, on the loopback interface.
+on a cluster would, on the loopback interface; the second through the command line.
 """
 
 import csv
@@ -24,11 +24,17 @@ def torchrun(*args, cwd=None, timeout=300):
                            *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
-GLOBAL_BATCHNORM_CHECK = textwrap.dedent('''
+# What two gloo ranks run, in one launch (a launch costs seconds): the global BatchNorm against
+# BatchNorm on the whole batch, a decision of rank 0 sent to every rank, and two short trainings
+# (on the file's samples and on fresh online samples) whose logs the test compares with one
+# process's.
+TWO_RANKS = textwrap.dedent("""
     import sys
     import torch
     import torch.distributed as dist
-    from pydiff.training.distributed import GlobalBatchNorm2d, rank_slice, setup
+    from pydiff.training.config import config_for
+    from pydiff.training.distributed import GlobalBatchNorm2d, from_main, rank_slice, setup
+    from pydiff.training.run import train
 
     ctx = setup("cpu")
     torch.manual_seed(0)
@@ -55,20 +61,25 @@ GLOBAL_BATCHNORM_CHECK = textwrap.dedent('''
         "affine grads": torch.allclose(grads, torch.cat([reference.weight.grad, reference.bias.grad]), atol=1e-4),
         "running mean": torch.allclose(local.running_mean, reference.running_mean, atol=1e-6),
         "running var": torch.allclose(local.running_var, reference.running_var, atol=1e-6),
+        "rank 0 decides": from_main(17 if ctx.rank == 0 else ctx.rank, ctx) == 17,
     }
     failed = [name for name, ok in checks.items() if not ok]
-    print(f"rank {ctx.rank}: " + ("ok" if not failed else "FAILED " + ", ".join(failed)))
+    print(f"rank {ctx.rank}: " + ("ok" if not failed else "FAILED " + ", ".join(failed)), flush=True)
+    data, out = sys.argv[1], sys.argv[2]
+    for kind in ("file", "online"):
+        train(config_for(9, "smoke", data=data, dropout_all=0.0, training_data=kind, **OPTIONS), f"{out}/{kind}",
+              progress=False)
     dist.destroy_process_group()
     sys.exit(1 if failed else 0)
-''')
+""")
 
-
-def test_global_batchnorm_on_two_ranks_equals_batchnorm_on_the_whole_batch(tmp_path):
-    script = tmp_path / "check.py"
-    script.write_text(GLOBAL_BATCHNORM_CHECK)
-    result = torchrun(script, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(": ok") == 2, result.stdout
+# 42 training samples in global batches of 41: every epoch has a batch split 21/20 and a last
+# batch of one sample, which leaves rank 1 with nothing (its loss and statistics count zero).
+# PyTorch's initialisation, not the smoke preset's: that one starts NN2's last BatchNorm on
+# values near 1 with a spread of 0.002, where any two float32 summation orders already differ by
+# 1e-5 (a property of float32, not of data parallelism).  Online, each rank makes only its own
+# share of each batch's fresh samples.
+OPTIONS = {"epochs": 3, "batch_size": 41, "n_samples": 60, "init": "default", "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -84,28 +95,24 @@ def losses(run):
     return np.array([[float(r["train_loss"]), float(r["val_loss"])] for r in rows])
 
 
-@pytest.mark.parametrize("training_data", ["file", "online"])
-def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path, training_data):
-    # 42 training samples in global batches of 41: every epoch has a batch split 21/20 and a last
-    # batch of one sample, which leaves rank 1 with nothing (its loss and statistics count zero).
-    # PyTorch's initialisation, not the smoke preset's: that one starts NN2's last BatchNorm on
-    # values near 1 with a spread of 0.002, where any two float32 summation orders already differ
-    # by 1e-5 (a property of float32, not of data parallelism).  Online, each rank makes only
-    # its own share of each batch's fresh samples.
-    options = {"epochs": 3, "batch_size": 41, "n_samples": 60, "init": "default", "device": "cpu",
-               "training_data": training_data}
-    train(config_for(9, "smoke", data=str(data), dropout_all=0.0, **options), tmp_path / "single", progress=False)
-    flags = [x for k, v in options.items() for x in (f"--{k.replace('_', '-')}", v)]
-    result = torchrun("-m", "pydiff", "train", "--model", 9, "--data", data, "--out", tmp_path / "ddp",
-                      "--preset", "smoke", "--dropout", 0, *flags, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("trained model 9") == 1  # rank 0 reports
-    single, ddp = losses(tmp_path / "single"), losses(tmp_path / "ddp")
-    assert single.shape == ddp.shape == (3, 2)
-    np.testing.assert_allclose(ddp, single, rtol=1e-5)
-    assert {p.name for p in (tmp_path / "ddp").iterdir()} == {"config.json", "last.pt", "model.safetensors", "log.csv",
-                                                              "result.json"}
-    assert json.loads((tmp_path / "ddp" / "result.json").read_text())["world_size"] == 2
+def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path):
+    script = tmp_path / "two_ranks.py"
+    script.write_text(f"OPTIONS = {OPTIONS!r}\n" + TWO_RANKS)
+    (tmp_path / "ddp").mkdir()
+    (tmp_path / "single").mkdir()
+    result = torchrun(script, data, tmp_path / "ddp", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert result.stdout.count(": ok") == 2, result.stdout  # GlobalBatchNorm2d and from_main, on each rank
+    for kind in ("file", "online"):
+        single_run = tmp_path / "single" / kind
+        train(config_for(9, "smoke", data=str(data), dropout_all=0.0, training_data=kind, **OPTIONS), single_run,
+              progress=False)
+        single, ddp = losses(single_run), losses(tmp_path / "ddp" / kind)
+        assert single.shape == ddp.shape == (3, 2)
+        np.testing.assert_allclose(ddp, single, rtol=1e-5, err_msg=kind)
+        assert {p.name for p in (tmp_path / "ddp" / kind).iterdir()} == {
+            "config.json", "last.pt", "model.safetensors", "log.csv", "result.json"}
+        assert json.loads((tmp_path / "ddp" / kind / "result.json").read_text())["world_size"] == 2
 
 
 def test_reproduce_under_torchrun_makes_the_data_once_and_reports_once(tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -100,6 +101,20 @@ def test_comparison_table_ratios():
     assert "\\begin{tabular}" in format_table(table, "latex")
 
 
+def test_rank_agreement_by_hand():
+    from pydiff.evaluation.report import rank_agreement
+
+    # published mean residuals of models 1, 6, 9: 2.77e-3, 75.8e-3, 2.08e-3 (ranks 2, 3, 1)
+    same_order = {1: {"mean_res": 2e-3, "p99_res": 1, "max_res": 1}, 6: {"mean_res": 9e-2, "p99_res": 2, "max_res": 1},
+                  9: {"mean_res": 1e-3, "p99_res": 3, "max_res": 1}}
+    agreement = rank_agreement(comparison_table(same_order, models=[1, 6, 9, 12]))
+    assert agreement["mean res"] == pytest.approx(1.0)
+    # 99-P: published 2.26e-2, 16.5e-2, 2.02e-2 (ranks 2, 3, 1) against ours 1, 2, 3 (ranks 1, 2, 3):
+    # d = -1, -1, 2, rho = 1 - 6 * 6 / (3 * 8) = -0.5
+    assert agreement["99-P res"] == pytest.approx(-0.5)
+    assert np.isnan(rank_agreement(comparison_table({9: same_order[9]}, models=[9]))["mean res"])
+
+
 def test_table_shows_every_run_of_a_model(tmp_path):
     # Two seeds of model 9 and compare's surrogate (model 9 too): three rows, none hiding another.
     for run, mean in (("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3), ("compare/surrogate", 7e-3)):
@@ -141,14 +156,42 @@ def test_reproduce_refuses_a_foreign_cached_data_file(tmp_path):
     assert_clean_failure(pydiff("reproduce", "--model", 9, "--preset", "smoke", cwd=tmp_path), 2, "not an HDF5 file")
 
 
-def test_reproduce_all_with_a_custom_split(tmp_path):
-    result = pydiff("reproduce", "--all", "--preset", "smoke", "--split", "0.6,0.3,0.1", cwd=tmp_path)
+def test_reproduce_all_is_resumable_whatever_model_a_ctrl_c_stops(tmp_path, monkeypatch):
+    # Every model of Table 2, each stopped by a real SIGINT in its second epoch and continued by
+    # running the same command again: models 4-7 and 12-14 (one network, dropouts None) included.
+    import os
+    import signal
+
+    from pydiff.evaluation import report
+    from pydiff.training.trainer import Trainer
+
+    stopped = []
+    one_epoch = Trainer.train_one_epoch
+
+    def ctrl_c_once_per_run(trainer, epoch):
+        if epoch == 1 and trainer.run_dir not in stopped:
+            stopped.append(trainer.run_dir)
+            os.kill(os.getpid(), signal.SIGINT)  # pydiff's handler records it; the epoch stops at its next step
+        return one_epoch(trainer, epoch)
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", ctrl_c_once_per_run)
+    monkeypatch.setattr(report, "write_figures", lambda *args: [])  # figures: tested above, seconds each
+    command = ("reproduce", "--all", "--preset", "smoke", "--epochs", 2, "--width", 0.03125, "--split", "0.6,0.3,0.1")
+    for attempt in range(14):
+        result = pydiff(*command, cwd=tmp_path)
+        assert result.returncode == 130, (attempt, result.stderr)
+        assert result.stderr.strip().splitlines()[-1].startswith("pydiff: error: stopped by SIGINT after epoch")
+    assert len(set(stopped)) == 14
+    result = pydiff(*command, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "Spearman rank correlation with the paper over 14 models" in result.stdout
     table = pydiff("table", tmp_path / "runs", "--format", "csv")
     rows = pd.read_csv(__import__("io").StringIO(table.stdout))
     assert rows["model"].tolist() == list(range(1, 15)) and rows["mean res (ours)"].notna().all()
-    config = json.loads((tmp_path / "runs" / "smoke" / "model14-seed0-split0.6,0.3,0.1" / "config.json").read_text())
-    assert config["split"] == [0.6, 0.3, 0.1]
+    run = tmp_path / "runs" / "smoke" / "model14-seed0-width0.03125-split0.6,0.3,0.1-epochs2"
+    assert json.loads((run / "config.json").read_text())["split"] == [0.6, 0.3, 0.1]
+    log = pd.read_csv(run / "log.csv")
+    assert log.epoch.tolist() == [0, 1]  # resumed, and no epoch logged twice
 
 
 def test_evaluate_with_a_damaged_checkpoint(reproduced, tmp_path):

@@ -17,7 +17,7 @@ from pydiff.training.run import train
 from .cli import assert_clean_failure, pydiff
 from .test_train import Interrupt, assert_same_run, interrupt_at
 
-TINY = ["--n-samples", 200, "--epochs", 2, "--width", 0.03125, "--batch-size", 16]
+TINY = ["--n-samples", 200, "--epochs", 1, "--width", 0.03125, "--batch-size", 16]
 
 
 def test_the_log_fit_recovers_a_and_b():
@@ -32,10 +32,16 @@ def test_the_log_fit_recovers_a_and_b():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A two-fraction, two-seed study of file and online data through the command line."""
+    from pydiff.evaluation import report
+    from pydiff.evaluation.figures import plot_regions
+
     root = tmp_path_factory.mktemp("study")
     args = ("study", "train-size", "--runs", root / "s", "--data-dir", root / "data", "--fractions", "0.25,1",
             "--seeds", "0,1", "--data", "both", *TINY)
-    first = pydiff(*args, timeout=600)
+    with pytest.MonkeyPatch.context() as patch:  # of each run's figures, only the one of the 2024 papers
+        patch.setattr(report, "write_figures", lambda run_dir, by_split, label: [
+            plot_regions(by_split["test"]["regions"], run_dir / "fig_regions.png", label)])
+        first = pydiff(*args)
     return root, args, first
 
 

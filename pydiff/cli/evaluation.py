@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from .app import CONTEXT, main, reports_errors
 
 
 def print_comparison(results, fmt: str = "text", models=None) -> None:
-    from ..evaluation.report import comparison_table, format_table
+    """Our residuals beside the paper's; in text and markdown, with the rank agreement when three
+    or more models have a run."""
+    from ..evaluation.report import comparison_table, format_table, rank_agreement
 
-    click.echo(format_table(comparison_table(results, models=models or range(1, 15)), fmt))
+    table = comparison_table(results, models=models or range(1, 15))
+    click.echo(format_table(table, fmt))
+    agreement = rank_agreement(table)
+    if fmt in ("text", "markdown") and not math.isnan(agreement["mean res"]):
+        models_run = table.dropna(subset=["mean res (ours)"]).model.nunique()
+        click.echo(f"\nSpearman rank correlation with the paper over {models_run} models: "
+                   + ", ".join(f"{label} {value:.2f}" for label, value in agreement.items()))
 
 
 @main.command(context_settings=CONTEXT)

@@ -41,6 +41,8 @@ from .step import loss_function, lr_at, train_step
 
 @dataclass
 class TrainResult:
+    """What a finished (or replayed) training run reports; result.json holds the same."""
+
     run_dir: Path
     best_epoch: int
     best_val_loss: float
@@ -61,8 +63,8 @@ class Trainer:
     Args:
         config: the run's configuration (epochs, batch size, roll-back rule, ...).
         run_dir: where files go (rank 0 only).
-        model: the network, already on the device (``module`` is used for saving; ``network``,
-            possibly DDP-wrapped or compiled, for steps).
+        module: the network, already on the device, as it is saved and restored.
+        network: the same network as the steps run it (DDP-wrapped or compiled, or ``module``).
         optimizer: its optimiser.
         train_data: where the training batches come from (:mod:`pydiff.datasets.batches`: the fixed
             training set on the device or read from its file, or fresh exact samples).
