@@ -14,6 +14,17 @@ import tempfile
 from pathlib import Path
 
 
+def _file_mode() -> int:
+    """The mode an ordinary new file gets here (0o666 less the umask); mkstemp's own 0o600 would
+    hide run directories and data from the rest of a group on a shared cluster."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def fsync_path(path) -> None:
     """Flush a file, or a directory's entries (a rename), to the disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -30,6 +41,7 @@ def replacing(path):
     untouched."""
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp = Path(name)
     try:

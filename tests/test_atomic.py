@@ -24,3 +24,21 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("disk full")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_written_file_gets_the_mode_of_any_new_file(tmp_path):
+    # tempfile's private 0o600 must not reach the files a run or a data set shares with a group
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        import importlib
+
+        import pydiff.atomic
+
+        importlib.reload(pydiff.atomic)
+        pydiff.atomic.write_text("x", tmp_path / "shared.json")
+        assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
+        importlib.reload(pydiff.atomic)

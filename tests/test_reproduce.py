@@ -112,6 +112,7 @@ def test_rank_agreement_by_hand():
     # 99-P: published 2.26e-2, 16.5e-2, 2.02e-2 (ranks 2, 3, 1) against ours 1, 2, 3 (ranks 1, 2, 3):
     # d = -1, -1, 2, rho = 1 - 6 * 6 / (3 * 8) = -0.5
     assert agreement["99-P res"] == pytest.approx(-0.5)
+    assert np.isnan(agreement["max res"])  # ours all equal: no ranking
     assert np.isnan(rank_agreement(comparison_table({9: same_order[9]}, models=[9]))["mean res"])
 
 

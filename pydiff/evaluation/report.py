@@ -55,15 +55,15 @@ def comparison_table(results, models=range(1, 15)) -> pd.DataFrame:
 def rank_agreement(table: pd.DataFrame) -> dict[str, float]:
     """Spearman rank correlation between our and the published values of each residual column,
     over the models of a :func:`comparison_table` that have a run (the mean over a model's runs
-    when it has several); NaN with fewer than 3 models.  Does the reproduction order the models
+    when it has several); NaN with fewer than 3 models or a column without spread.  Does the reproduction order the models
     as the paper does?"""
     from scipy.stats import spearmanr
 
     agreement = {}
     for _, label in RESULT_COLUMNS:
         ours = table.groupby("model")[[f"{label} (ours)", f"{label} (paper)"]].mean().dropna()
-        agreement[label] = (float(spearmanr(ours.iloc[:, 0], ours.iloc[:, 1]).statistic) if len(ours) >= 3
-                            else math.nan)
+        ranked = len(ours) >= 3 and ours.iloc[:, 0].nunique() > 1 and ours.iloc[:, 1].nunique() > 1
+        agreement[label] = float(spearmanr(ours.iloc[:, 0], ours.iloc[:, 1]).statistic) if ranked else math.nan
     return agreement
 
 
