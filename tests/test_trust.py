@@ -51,20 +51,34 @@ def run(tmp_path_factory):
 
 
 def test_trust_scores_every_method(run):
-    result = pydiff("trust", run / "run", "--samples", 4, "--inverse-epochs", 1, timeout=600)
+    result = pydiff("trust", run / "run", "--samples", 4, "--inverse-epochs", 1)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(run / "run" / "trust.csv")
     assert table.method.tolist() == ["mc-dropout", "physics", "inverse"]
-    assert set(table.columns) >= {"spearman_mean", "spearman_max", "precision_worst5", "recall_worst5"}
     assert table.samples.tolist() == [24] * 3
-    assert ((table.spearman_mean.abs() <= 1) & (table.precision_worst5.between(0, 1))).all()
     assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "model.safetensors").is_file()
-    # the per-sample file gives the same correlations and flags as the table
     scores = pd.read_csv(run / "run" / "trust_scores.csv")
     assert len(scores) == 24 and scores["sample"].is_unique
+    # Computed here without pydiff's scoring: the true errors of the test samples, the physics
+    # score (a hand-written five-point residual with the source factor fitted by least squares),
+    # and the flag of the worst 5 % (one sample of 24: the highest score hits when it is the worst).
+    model, config = load_model(run / "run")
+    data = load(run / "d.h5")
+    x, y = data.inputs[scores["sample"]], data.fields[scores["sample"]]
+    prediction = predict(model, x[:, None])[:, 0].astype(np.float64)
+    error = np.abs(prediction - y)
+    np.testing.assert_allclose(scores.mean_res, error.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(scores.max_res, error.max(axis=(1, 2)), rtol=1e-5)
+    padded = np.pad(prediction, ((0, 0), (1, 1), (1, 1)))
+    lap = padded[:, 2:, 1:-1] + padded[:, :-2, 1:-1] + padded[:, 1:-1, 2:] + padded[:, 1:-1, :-2] - 4 * prediction
+    rest = data.problem.D * lap - data.problem.gamma * prediction
+    c = -(rest * x).sum(axis=(1, 2)) / (x * x).sum(axis=(1, 2))
+    np.testing.assert_allclose(scores.physics, np.abs(rest + c[:, None, None] * x).mean(axis=(1, 2)), rtol=1e-5)
     for row in table.itertuples():
         assert spearmanr(scores[row.method], scores.mean_res).statistic == pytest.approx(row.spearman_mean)
-        assert flag_quality(scores[row.method].to_numpy(), scores.mean_res.to_numpy())[0] == row.precision_worst5
+        assert spearmanr(scores[row.method], scores.max_res).statistic == pytest.approx(row.spearman_max)
+        hit = float(scores[row.method].idxmax() == scores.mean_res.idxmax())
+        assert row.precision_worst5 == row.recall_worst5 == hit
     _, inverse = load_model(run / "run" / "inverse")
     assert inverse.inverse and inverse.network == "encdec"
 
