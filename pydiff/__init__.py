@@ -20,12 +20,12 @@ from .problem import Problem, sample_sources, source_images
 from .version import __version__
 
 
-def solve(images, problem=None, backend: str = "spectral", **options):
-    """Normalised fields of (b, L, L) source images (default: the 2021 problem); see
-    :func:`pydiff.solvers.solve`."""
+def solve(images, problem=None, backend: str = "spectral", diffusivity=None, **options):
+    """Normalised fields of (b, L, L) source images (default: the 2021 problem), and where D
+    varies their (b, L, L) diffusivity maps; see :func:`pydiff.solvers.solve`."""
     from .solvers import solve as _solve
 
-    return _solve(images, problem or Problem(), backend, **options)
+    return _solve(images, problem or Problem(), backend, diffusivity, **options)
 
 
 _LAZY = {  # name -> module that defines it, imported when the name is first used

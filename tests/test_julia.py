@@ -79,7 +79,7 @@ def test_worker_protocol_end_to_end_with_a_python_backend(small_problem):
         first = worker(images)
         second = worker(images[:2])  # the same process serves every call
         with pytest.raises(ConfigError, match="shape"):
-            worker._solve(np.zeros((1, 3, 3)))  # an error inside the worker comes back as itself
+            worker._solve(np.zeros((1, 3, 3)), None)  # an error inside the worker comes back as itself
         np.testing.assert_array_equal(worker(images[:1]), first[:1])
     assert not process.is_alive()
     with make_solver("spectral", small_problem) as local:

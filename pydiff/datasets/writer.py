@@ -71,7 +71,7 @@ def _check_resumable(f: h5py.File, attrs: dict, path: Path, complete: bool = Fal
     if version == 1 and not complete:
         raise ConfigError(f"cannot resume {path}: it was started by an older pydiff (format version 1); "
                           "use --overwrite to start over")
-    defaults = Problem.from_attrs(_attrs(f)).to_attrs() if version == 1 else {}
+    defaults = Problem.from_attrs(_attrs(f)).to_attrs()  # what an older file lacks, it was made with
     for key, want in attrs.items():
         if key == "pydiff_version" or (key == "format_version" and complete):
             continue

@@ -97,12 +97,13 @@ def bench_read(path, batch_size: int = 50, batches: int = 20, seed: int = 0) -> 
 def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int = 0) -> float:
     """δ: seconds per sample of ``backend`` on ``n`` random inputs (start-up and warm-up excluded)."""
     from ..problem import sample_sources, source_images
+    from ..problem.diffusivity import diffusivity_maps
     from ..solvers import make_solver, timed_solve
 
     problem = problem or Problem()
     images = source_images(problem, sample_sources(problem, n, seed))
     with make_solver(backend, problem) as solver:
-        return timed_solve(solver, images)[1]
+        return timed_solve(solver, images, diffusivity_maps(problem, range(n), seed))[1]
 
 
 def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5, amp: bool = True) -> float:

@@ -33,12 +33,25 @@ def output_dir(path, ctx: distributed.Context) -> Path:
 
 
 def data_path(data_dir, n: int, seed: int, backend: str = "spectral", problem: Problem | None = None) -> Path:
-    """Where the cached ground truth of ``n`` samples of ``problem`` (default: the 2021 one) lives."""
+    """Where the cached ground truth of ``n`` samples of ``problem`` (default: the 2021 one) lives:
+    a name that spells the problem out, so that two problems never share a file."""
     problem = problem or Problem()
     if problem == Problem():
         return Path(data_dir) / f"two_sources-L100-n{n}-seed{seed}-{backend}.h5"
     counts = f"{problem.min_sources}-{problem.n_sources}"
-    return Path(data_dir) / f"{problem.setup}-L{problem.lattice}-sources{counts}-n{n}-seed{seed}-{backend}.h5"
+    name = f"{problem.setup}-L{problem.lattice}-sources{counts}"
+    if not problem.papers_family or problem.target != "t_max":  # the varied family: what differs
+        varied = Problem(lattice=problem.lattice, diffusivity=problem.diffusivity, target="stationary")
+        name += "".join(f"-{key}{value:g}" if isinstance(value, float) else f"-{key}{value}"
+                        for key, value in problem.to_attrs().items()
+                        if key in VARIED_KEYS and value != varied.to_attrs()[key])
+        name += f"-{problem.diffusivity}"
+    return Path(data_dir) / f"{name}-n{n}-seed{seed}-{backend}.h5"
+
+
+# The parameters of the varied family (issue "Varied diffusion equations") that name a data file.
+VARIED_KEYS = ("contrast", "inclusions", "correlation_length", "sources", "boundary", "target", "D", "gamma",
+               "radius")
 
 
 def ensure_data(data_dir, n: int, seed: int, backend: str = "spectral", progress=True,

@@ -20,6 +20,10 @@ from ..errors import ConfigError
 
 SOURCE_MODELS = ("production", "clamped")
 SETUPS = ("paper2021", "paper2024")
+DIFFUSIVITIES = ("constant", "inclusions", "lognormal")
+SOURCE_SHAPES = ("disks", "ellipses", "mixed")
+BOUNDARIES = ("dirichlet", "neumann", "periodic")
+TARGETS = ("t_max", "stationary")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,21 @@ class Problem:
         min_sources: with ``n_sources``, the range of disk counts: sample ``s`` has
             ``min_sources + s mod (n_sources - min_sources + 1)`` disks, so every count is equally
             common; 0 means ``n_sources`` (every sample has ``n_sources`` disks).
+        diffusivity: ``"constant"`` (``D`` everywhere, the papers'), ``"inclusions"`` (background
+            ``D`` with ``inclusions`` random disks of radius L/20...L/8 whose D is ``D * contrast``
+            or ``D / contrast``) or ``"lognormal"`` (``D`` times the exponential of a Gaussian
+            random field of correlation length ``correlation_length``, scaled so that its
+            largest over its smallest value is ``contrast``).  Each sample draws its own map.
+        contrast: see ``diffusivity`` (>= 1).
+        inclusions: number of inclusion disks per sample.
+        correlation_length: of the lognormal field, in cells (0: L / 10).
+        sources: the source shapes: ``"disks"`` (the papers'), ``"ellipses"`` (the disk's area,
+            random aspect ratio 1...3 and orientation) or ``"mixed"`` (each either).
+        boundary: ``"dirichlet"`` (zero values outside the lattice, the papers'), ``"neumann"``
+            (no flux through the walls) or ``"periodic"``.
+        target: ``"t_max"`` (the field at ``t_max``, as the papers' code integrated it) or
+            ``"stationary"`` (the steady state); default: ``t_max`` for the papers' problem
+            (constant D, Dirichlet walls, disks), ``stationary`` for every other.
     """
 
     lattice: int = 100
@@ -52,11 +71,27 @@ class Problem:
     source_model: str = "production"
     setup: str = "paper2021"
     min_sources: int = 0
+    diffusivity: str = "constant"
+    contrast: float = 10.0
+    inclusions: int = 12
+    correlation_length: float = 0.0
+    sources: str = "disks"
+    boundary: str = "dirichlet"
+    target: str = "auto"
 
     def __post_init__(self) -> None:
         if self.min_sources == 0:
             object.__setattr__(self, "min_sources", self.n_sources)
+        if self.correlation_length == 0:
+            object.__setattr__(self, "correlation_length", self.lattice / 10)
+        if self.target == "auto":
+            object.__setattr__(self, "target", "t_max" if self.papers_family else "stationary")
         self.validate()
+
+    @property
+    def papers_family(self) -> bool:
+        """Constant D, Dirichlet walls, disk sources: the problem of the 2021 and 2024 papers."""
+        return self.diffusivity == "constant" and self.boundary == "dirichlet" and self.sources == "disks"
 
     @property
     def source_counts(self) -> range:
@@ -91,6 +126,22 @@ class Problem:
             raise ConfigError(
                 f"source_model must be one of {', '.join(SOURCE_MODELS)}, got {self.source_model!r}"
             )
+        for name, value, choices in (("diffusivity", self.diffusivity, DIFFUSIVITIES),
+                                     ("sources", self.sources, SOURCE_SHAPES),
+                                     ("boundary", self.boundary, BOUNDARIES), ("target", self.target, TARGETS)):
+            if value not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if not (math.isfinite(self.contrast) and self.contrast >= 1):
+            raise ConfigError(f"contrast must be a number >= 1, got {self.contrast}")
+        if int(self.inclusions) != self.inclusions or self.inclusions < 0:
+            raise ConfigError(f"inclusions must be a non-negative integer, got {self.inclusions}")
+        if not (math.isfinite(self.correlation_length) and self.correlation_length > 0):
+            raise ConfigError(f"correlation length must be positive, got {self.correlation_length}")
+        if self.source_model == "clamped" and not self.papers_family:
+            raise ConfigError("clamped sources are defined for the papers' problem only (constant D, "
+                              "Dirichlet walls, disks)")
+        if self.boundary != "dirichlet" and self.gamma == 0:
+            raise ConfigError(f"{self.boundary} walls need gamma > 0: without decay the field has no steady state")
 
     def to_attrs(self) -> dict:
         """The parameters as a flat dict (HDF5 attributes, JSON configs)."""
@@ -98,11 +149,12 @@ class Problem:
 
     @classmethod
     def from_attrs(cls, attrs) -> "Problem":
-        """Rebuild a Problem from :meth:`to_attrs` output (extra keys are ignored)."""
+        """Rebuild a Problem from :meth:`to_attrs` output (extra keys are ignored; keys an older
+        file lacks take their defaults, with which it was made)."""
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         values = {}
         for name in kinds:
-            if name in ("setup", "min_sources") and name not in attrs:  # format version 1
+            if name not in attrs and name not in REQUIRED:  # written by an older pydiff
                 continue
             value = attrs[name]
             if isinstance(value, bytes):
@@ -115,8 +167,18 @@ class Problem:
         values["n_sources"] = int(values["n_sources"])
         for name in ("D", "gamma", "t_max"):
             values[name] = float(values[name])
-        values["source_model"] = str(values["source_model"])
-        if "setup" in values:
-            values["setup"] = str(values["setup"])
-            values["min_sources"] = int(values["min_sources"])
+        for name in ("source_model", "setup", "diffusivity", "sources", "boundary", "target"):
+            if name in values:
+                values[name] = str(values[name])
+        for name in ("min_sources", "inclusions"):
+            if name in values:
+                values[name] = int(values[name])
+        for name in ("contrast", "correlation_length"):
+            if name in values:
+                values[name] = float(values[name])
         return cls(**values)
+
+
+# Every pydiff data set has these; later versions added the others (with defaults that give the
+# problem earlier files were made with).
+REQUIRED = ("lattice", "radius", "n_sources", "D", "gamma", "t_max", "source_model")

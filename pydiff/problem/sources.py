@@ -28,19 +28,23 @@ class SourceDraw:
             paper2024: each disk's amplitude, uniform in [0.01, 1]; 0 for absent disks.
         counts: (n,) disks per sample (None: all k).
         setup: the recipe the multipliers belong to.
+        shapes: (n, k, 2) float64 aspect ratio (1: a disk) and orientation (radians) of each
+            source; None: every source a disk.
     """
 
     centers: np.ndarray
     multipliers: np.ndarray
     counts: np.ndarray | None = None
     setup: str = "paper2021"
+    shapes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.centers)
 
     def __getitem__(self, index: slice) -> "SourceDraw":
         counts = None if self.counts is None else self.counts[index]
-        return SourceDraw(self.centers[index], self.multipliers[index], counts, self.setup)
+        shapes = None if self.shapes is None else self.shapes[index]
+        return SourceDraw(self.centers[index], self.multipliers[index], counts, self.setup, shapes)
 
     @property
     def source_count(self) -> np.ndarray:
@@ -67,7 +71,9 @@ def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw
 
     All ``n`` draws come from one generator before any image is built, so sample ``s`` is the
     same whatever the batch size or the point where an interrupted run resumed.  paper2024 draws
-    ``n_sources`` disks for every sample and keeps the first ``count(s)``.
+    ``n_sources`` disks for every sample and keeps the first ``count(s)``.  Ellipses (``sources``
+    "ellipses" or "mixed") are drawn after everything else, so a sample's centres and values
+    are those of the disks of the same seed.
 
     Args:
         seed: an int, or a sequence of ints (numpy's ``SeedSequence`` entropy).
@@ -81,13 +87,46 @@ def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw
     centers = rng.integers(low, high, size=(n, problem.n_sources, 2), endpoint=True)
     if problem.setup == "paper2021":
         multipliers = rng.random((n, problem.n_sources))
-        return SourceDraw(centers.astype(np.int16), multipliers)
+        return SourceDraw(centers.astype(np.int16), multipliers, shapes=_shapes(problem, rng, n))
     amplitudes = rng.uniform(*AMPLITUDE_RANGE_2024, size=(n, problem.n_sources))
     counts = problem.min_sources + (first + np.arange(n)) % len(problem.source_counts)
     absent = np.arange(problem.n_sources)[None, :] >= counts[:, None]
     centers[absent] = 0
     amplitudes[absent] = 0.0
-    return SourceDraw(centers.astype(np.int16), amplitudes, counts.astype(np.int16), "paper2024")
+    return SourceDraw(centers.astype(np.int16), amplitudes, counts.astype(np.int16), "paper2024",
+                      _shapes(problem, rng, n))
+
+
+ASPECT_RANGE = (1.0, 3.0)  # an ellipse's long over short semi-axis
+
+
+def _shapes(problem: Problem, rng: np.random.Generator, n: int) -> np.ndarray | None:
+    """(n, k, 2) aspect ratios and orientations: ellipses of the disk's area, or (mixed) each
+    source an ellipse or a disk with probability 1/2; None for disks only."""
+    if problem.sources == "disks":
+        return None
+    k = problem.n_sources
+    aspect = rng.uniform(*ASPECT_RANGE, size=(n, k))
+    angle = rng.uniform(0.0, np.pi, size=(n, k))
+    if problem.sources == "mixed":
+        aspect[rng.random((n, k)) < 0.5] = 1.0
+    return np.stack([aspect, angle], axis=-1)
+
+
+def _stencil(radius: int, aspect: float = 1.0, angle: float = 0.0) -> np.ndarray:
+    """The cells of a source centred on cell (0, 0), as a (2R+1, 2R+1) mask: a disk of ``radius``
+    (integers, exactly), or an ellipse of the same area, semi-axes ``radius * sqrt(aspect)`` and
+    ``radius / sqrt(aspect)``, its long axis at ``angle``."""
+    if aspect == 1.0:
+        offsets = np.arange(-radius, radius + 1)
+        return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius * radius).astype(np.float64)
+    long, short = radius * np.sqrt(aspect), radius / np.sqrt(aspect)
+    reach = int(np.ceil(long))
+    offsets = np.arange(-reach, reach + 1, dtype=np.float64)
+    dx, dy = offsets[:, None], offsets[None, :]
+    along = dx * np.cos(angle) + dy * np.sin(angle)
+    across = -dx * np.sin(angle) + dy * np.cos(angle)
+    return ((along / long) ** 2 + (across / short) ** 2 <= 1.0).astype(np.float64)
 
 
 def source_images(problem: Problem, draw: SourceDraw) -> np.ndarray:
@@ -101,8 +140,7 @@ def source_images(problem: Problem, draw: SourceDraw) -> np.ndarray:
         (n, L, L) float32 images with maximum 1.
     """
     L, r = problem.lattice, problem.radius
-    offsets = np.arange(-r, r + 1)
-    stencil = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= r * r).astype(np.float64)
+    disk = _stencil(r)
     n = len(draw)
     counts = draw.source_count
     additive = draw.setup == "paper2024"
@@ -115,11 +153,13 @@ def source_images(problem: Problem, draw: SourceDraw) -> np.ndarray:
             weight = draw.multipliers[s, j] if additive else 1.0
             if not additive:
                 img[s] *= draw.multipliers[s, j]
-            # 0-based index of the disk's corner; a disk may reach one cell past the border.
-            x0 = int(draw.centers[s, j, 0]) - 1 - r
-            y0 = int(draw.centers[s, j, 1]) - 1 - r
+            stencil = disk if draw.shapes is None else _stencil(r, *draw.shapes[s, j])
+            reach = stencil.shape[0] // 2
+            # 0-based index of the source's corner; a source may reach past the border.
+            x0 = int(draw.centers[s, j, 0]) - 1 - reach
+            y0 = int(draw.centers[s, j, 1]) - 1 - reach
             xa, ya = max(x0, 0), max(y0, 0)
-            xb, yb = min(x0 + 2 * r + 1, L), min(y0 + 2 * r + 1, L)
+            xb, yb = min(x0 + 2 * reach + 1, L), min(y0 + 2 * reach + 1, L)
             img[s, xa:xb, ya:yb] += weight * stencil[xa - x0 : xb - x0, ya - y0 : yb - y0]
     img /= img.max(axis=(1, 2), keepdims=True)
     return img.astype(np.float32, copy=False)

@@ -3,22 +3,26 @@
 >>> from pydiff.solvers import solve
 >>> fields, field_max = solve(images, problem, backend="spectral")
 
-Every backend maps a batch of source images ``(b, L, L)`` to ``u(t_max)``, the unnormalised
-field, in float64 (the spectral FFT form: float32); :func:`solve` normalises it.  Backends that hold state (a factorisation, a
+Every backend maps a batch of source images ``(b, L, L)`` (with, where D varies, each sample's
+diffusivity map) to the unnormalised field (``u(t_max)`` or the stationary one: the problem's
+``target``), in float64 (the spectral FFT form: float32); :func:`solve` normalises it.  Backends that hold state (a factorisation, a
 Julia worker process) are made once with :func:`make_solver` and closed after the run:
 
 >>> with make_solver("direct", problem) as solver:
 ...     u = solver(images)
 
-=========  ==========================================================================  ===========
-backend    method                                                                      models
-=========  ==========================================================================  ===========
-spectral   exact u(t_max): 2-D DST-I diagonalises the operator (the reference)         production
-timestep   adaptive Runge-Kutta-Chebyshev time integration to t_max (as ROCK2 does)     production
-direct     sparse LU of the steady state, factorised once (t_max -> infinity)          both
-julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       production
-torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  production
-=========  ==========================================================================  ===========
+=========  ==========================================================================  ==================
+backend    method                                                                      solves
+=========  ==========================================================================  ==================
+spectral   exact: an orthonormal transform diagonalises the operator (the reference)   constant D
+timestep   adaptive Runge-Kutta-Chebyshev time integration to t_max (as ROCK2 does)     any D, t_max
+direct     sparse LU of the stationary field (clamped sources too)                     any D, stationary
+multigrid  algebraic-multigrid-preconditioned CG (pyamg), relative residual 1e-10      any D, stationary
+julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       constant D, t_max
+torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  constant D
+=========  ==========================================================================  ==================
+
+Every backend solves every wall condition (Dirichlet, Neumann, periodic) but ``julia``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "direct": ("pydiff.solvers.direct", "DirectSolver"),
     "julia": ("pydiff.solvers.julia", "JuliaSolver"),
     "torch": ("pydiff.solvers.torch_spectral", "TorchSpectralSolver"),
+    "multigrid": ("pydiff.solvers.multigrid", "MultigridSolver"),
 }
 
 BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
@@ -59,11 +64,10 @@ def make_solver(name: str, problem: Problem, **options) -> Solver:
         BackendUnavailable: the backend cannot run on this machine (says how to fix it).
     """
     cls = solver_class(name)
-    if problem.source_model not in cls.source_models:
-        raise ConfigError(
-            f"backend {name!r} cannot solve source model {problem.source_model!r}; "
-            f"use one of: {', '.join(n for n in BACKENDS if problem.source_model in solver_class(n).source_models)}"
-        )
+    reason = cls.unsupported(problem)
+    if reason is not None:
+        able = [n for n in BACKENDS if solver_class(n).unsupported(problem) is None]
+        raise ConfigError(f"backend {name!r} cannot solve {reason}; use one of: {', '.join(able) or '(none)'}")
     return cls(problem, **options)
 
 
@@ -81,32 +85,33 @@ def normalise(u: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.nda
     return fields, field_max.astype(np.float32)
 
 
-def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", **options):
+def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", diffusivity=None, **options):
     """Normalised fields of a batch of source images, with a throw-away solver.
 
     Args:
         images: (b, L, L) source images (float32 or float64).
         problem: the problem's constants.
         backend: one of :data:`BACKENDS`.
+        diffusivity: (b, L, L) maps where the problem's D varies.
 
     Returns:
         ``(fields, field_max)``: (b, L, L) float32 fields with maximum 1, and (b,) float32 maxima
         of ``u(t_max)``.
     """
     with make_solver(backend, problem, **options) as solver:
-        return normalise(solver(np.asarray(images)))
+        return normalise(solver(np.asarray(images), diffusivity))
 
 
 
 
-def timed_solve(solver: Solver, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """``u(t_max)`` of ``images`` and the seconds per sample, after a one-image warm-up call
+def timed_solve(solver: Solver, images: np.ndarray, diffusivity=None) -> tuple[np.ndarray, float]:
+    """The fields of ``images`` and the seconds per sample, after a one-image warm-up call
     (Julia compiles on its first call; start-up is not part of a solver's speed)."""
     import time
 
-    solver(images[:1])
+    solver(images[:1], None if diffusivity is None else diffusivity[:1])
     start = time.perf_counter()
-    u = solver(images)
+    u = solver(images, diffusivity)
     return u, (time.perf_counter() - start) / len(images)
 
 
@@ -124,6 +129,7 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     import pandas as pd
 
     from ..problem import sample_sources, source_images
+    from ..problem.diffusivity import diffusivity_maps
 
     backends = list(dict.fromkeys(backends))
     if len(backends) < 2:
@@ -131,10 +137,11 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     for name in backends:
         solver_class(name)  # unknown names fail before any work
     images = source_images(problem, sample_sources(problem, n, seed))
+    maps = diffusivity_maps(problem, range(n), seed)
     fields, timings = {}, []
     for name in backends:
         with make_solver(name, problem) as solver:
-            u, seconds = timed_solve(solver, images)
+            u, seconds = timed_solve(solver, images, maps)
         fields[name] = normalise(u)[0].astype(np.float64)
         timings.append({"backend": name, "seconds_per_sample": seconds, "samples_per_second": 1.0 / seconds})
     pairs = []

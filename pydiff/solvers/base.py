@@ -1,4 +1,5 @@
-"""What every backend is: a callable from source images to ``u(t_max)``, usable as a context."""
+"""What every backend is: a callable from source images (and their diffusivity maps) to the
+unnormalised field, usable as a context."""
 
 from __future__ import annotations
 
@@ -11,26 +12,49 @@ from ..problem import Problem
 class Solver:
     """Base class of the backends.
 
-    Subclasses set ``name`` and ``source_models`` and implement :meth:`_solve`; :meth:`__call__`
-    checks the input's shape first.  ``close`` releases whatever the backend holds.
+    Subclasses set ``name`` and what they solve (``source_models``, ``diffusivities``,
+    ``boundaries``, ``targets``; :meth:`unsupported` says why a problem is outside them) and
+    implement :meth:`_solve`; :meth:`__call__` checks the inputs first.  ``close`` releases
+    whatever the backend holds.
     """
 
     name: str = ""
     source_models: tuple[str, ...] = ("production",)
+    diffusivities: tuple[str, ...] = ("constant", "inclusions", "lognormal")
+    boundaries: tuple[str, ...] = ("dirichlet", "neumann", "periodic")
+    targets: tuple[str, ...] = ("t_max", "stationary")
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """``u(t_max)`` of each image: (b, L, L) in, (b, L, L) out (unnormalised; float64, or
-        float32 where a backend documents that it is exact to 1e-6 that way)."""
+    @classmethod
+    def unsupported(cls, problem: Problem) -> str | None:
+        """Why this backend cannot solve ``problem`` (None: it can)."""
+        for what, value, able in (("source model", problem.source_model, cls.source_models),
+                                  ("diffusivity", problem.diffusivity, cls.diffusivities),
+                                  ("boundary", problem.boundary, cls.boundaries),
+                                  ("target", problem.target, cls.targets)):
+            if value not in able:
+                return f"{what} {value!r}"
+        return None
+
+    def __call__(self, images: np.ndarray, diffusivity: np.ndarray | None = None) -> np.ndarray:
+        """The field of each image: (b, L, L) in, (b, L, L) out (unnormalised; float64, or
+        float32 where a backend documents that it is exact to 1e-6 that way).  ``diffusivity``:
+        the (b, L, L) maps of a problem whose D varies (None: the constant ``problem.D``)."""
         images = np.asarray(images)
         L = self.problem.lattice
         if images.ndim != 3 or images.shape[1:] != (L, L):
             raise ConfigError(f"expected source images of shape (batch, {L}, {L}), got {images.shape}")
-        return self._solve(images)
+        if diffusivity is None and self.problem.diffusivity != "constant":
+            raise ConfigError(f"a problem with {self.problem.diffusivity} diffusivity needs each sample's map")
+        if diffusivity is not None:
+            diffusivity = np.asarray(diffusivity, dtype=np.float64)
+            if diffusivity.shape != images.shape or not (diffusivity > 0).all():
+                raise ConfigError(f"diffusivity maps must be positive and shaped like the images {images.shape}")
+        return self._solve(images, diffusivity)
 
-    def _solve(self, images: np.ndarray) -> np.ndarray:
+    def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
     def close(self) -> None:

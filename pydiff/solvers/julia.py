@@ -51,6 +51,7 @@ class JuliaSession(Solver):
     """In-process Julia (used inside the worker; importing juliacall here starts Julia)."""
 
     name = "julia"
+    diffusivities, boundaries, targets = ("constant",), ("dirichlet",), ("t_max",)
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem)
@@ -66,7 +67,7 @@ class JuliaSession(Solver):
         except Exception as exc:  # juliapkg raises anything from URLError to JuliaError
             raise BackendUnavailable(unavailable_message(exc)) from None
 
-    def _solve(self, images: np.ndarray) -> np.ndarray:
+    def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         p = self.problem
         # Sample-first (n, L, L) C-order arrives in Julia as a PyArray with the same indices, so
         # [s, i, j] is cell (x = i, y = j) on both sides; the result converts back likewise.
@@ -79,6 +80,7 @@ class JuliaSolver(WorkerSolver):
     """The ``julia`` backend: a Julia worker process kept for the whole run."""
 
     name = "julia"
+    diffusivities, boundaries, targets = ("constant",), ("dirichlet",), ("t_max",)
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem, "pydiff.solvers.julia:JuliaSession")

@@ -1,7 +1,7 @@
 """The spectral solver in PyTorch, on CPU or CUDA: exact fields where the tensors already live.
 
-The same closed form as :mod:`pydiff.solvers.spectral` (the 2-D DST-I diagonalises the
-operator), done as batched products with the orthonormal sine matrix.  On a GPU those products
+The same closed form as :mod:`pydiff.solvers.spectral` (an orthonormal transform diagonalises
+the constant-D operator of each wall condition), done as batched products with the basis matrix.  On a GPU those products
 cost microseconds per sample even at 512^2, so training can draw fresh exact samples every step
 instead of reading a file.  float64 by default: float32 products on recent GPUs may run in TF32
 (10-bit mantissa), far from the 1e-6 the numpy solver reaches.
@@ -15,7 +15,7 @@ import torch
 from ..device import pick_device
 from ..problem import Problem
 from .base import Solver
-from .spectral import sine_matrix, transfer_function
+from .spectral import basis, transfer_function
 
 
 class TorchSpectralSolver(Solver):
@@ -26,19 +26,21 @@ class TorchSpectralSolver(Solver):
     """
 
     name = "torch"
+    diffusivities = ("constant",)
 
     def __init__(self, problem: Problem, device: str = "auto", dtype: torch.dtype = torch.float64) -> None:
         super().__init__(problem)
         self.device, self.dtype = pick_device(device), dtype
-        self.sine = torch.as_tensor(sine_matrix(problem.lattice), dtype=dtype, device=self.device)
+        self.basis = torch.as_tensor(basis(problem.lattice, problem.boundary), dtype=dtype, device=self.device)
+        self.basis_t = self.basis.T.contiguous()
         self.transfer = torch.as_tensor(transfer_function(problem), dtype=dtype, device=self.device)
 
     @torch.no_grad()
     def fields_of(self, images: torch.Tensor) -> torch.Tensor:
-        """u(t_max) of (b, L, L) source images, unnormalised, in the solver's dtype and device."""
-        u = self.sine @ images.to(device=self.device, dtype=self.dtype) @ self.sine  # 2-D DST-I
+        """The field of (b, L, L) source images, unnormalised, in the solver's dtype and device."""
+        u = self.basis @ images.to(device=self.device, dtype=self.dtype) @ self.basis_t  # to the modes
         u *= self.transfer
-        return self.sine @ u @ self.sine  # the DST-I is its own inverse
+        return self.basis_t @ u @ self.basis  # and back
 
-    def _solve(self, images: np.ndarray) -> np.ndarray:
+    def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         return self.fields_of(torch.as_tensor(np.asarray(images))).cpu().numpy()

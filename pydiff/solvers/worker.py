@@ -5,7 +5,7 @@ Julia session cannot be unloaded; so the Julia backend lives in a fresh ("spawn"
 that starts once per run and exchanges numpy arrays with the parent over a pipe.  The protocol
 is backend-agnostic (any registered backend can run inside, which is how it is tested):
 
-    parent -> worker   ("solve", images)          worker -> parent   ("ok", u)
+    parent -> worker   ("solve", (images, D))     worker -> parent   ("ok", u)
     parent -> worker   ("close", None)            worker -> parent   ("error", kind, message)
 
 and, once at start-up, the worker answers ("ready", None) or ("error", kind, message).  The
@@ -64,7 +64,7 @@ def _serve(conn, target: str, problem_attrs: dict, options: dict, log_path: str)
             if command == "close":
                 return
             try:
-                conn.send(("ok", solver(payload)))
+                conn.send(("ok", solver(*payload)))
             except BaseException as exc:
                 traceback.print_exc()
                 conn.send(("error", type(exc).__name__, str(exc)))
@@ -110,8 +110,8 @@ class WorkerSolver(Solver):
             raise _ERRORS.get(kind, PydiffError)(f"{message} [worker log: {self.log_path}]")
         return reply[1]
 
-    def _solve(self, images: np.ndarray) -> np.ndarray:
-        self._conn.send(("solve", np.ascontiguousarray(images)))
+    def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
+        self._conn.send(("solve", (np.ascontiguousarray(images), diffusivity)))
         return self._receive()
 
     def close(self) -> None:

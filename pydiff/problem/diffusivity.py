@@ -1,0 +1,56 @@
+"""Diffusivity maps: each sample's own D(x), drawn from its own seed.
+
+``inclusions``: the background ``D`` with ``inclusions`` random disks (radius uniform in
+L/20...L/8, centre anywhere on the lattice) whose diffusivity is ``D * contrast`` or
+``D / contrast`` (either with probability 1/2); later disks cover earlier ones.
+
+``lognormal``: ``D * exp(a g)``, ``g`` a Gaussian random field with the squared-exponential
+correlation of length ``correlation_length`` (white noise filtered in Fourier space, so periodic
+over the lattice), centred on its mean and scaled so that ``max D / min D = contrast`` exactly.
+
+Sample ``j`` of a data set made with ``seed`` draws from ``(seed, STREAM, j)``: the same map
+whatever the batch, the shard or the resumption that makes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .parameters import Problem
+
+STREAM = 0x646966  # "dif": keeps the maps apart from the sources drawn with the same seed
+
+
+def diffusivity_maps(problem: Problem, sample_ids, seed) -> np.ndarray | None:
+    """(b, L, L) float64 diffusivity of samples ``sample_ids``; None for constant D."""
+    if problem.diffusivity == "constant":
+        return None
+    seed = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
+    draw = inclusions_map if problem.diffusivity == "inclusions" else lognormal_map
+    return np.stack([draw(problem, np.random.default_rng([*seed, STREAM, int(j)])) for j in sample_ids])
+
+
+def inclusions_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
+    L = problem.lattice
+    D = np.full((L, L), problem.D)
+    centre = np.arange(L) + 0.5
+    x, y = centre[:, None], centre[None, :]
+    for _ in range(problem.inclusions):
+        cx, cy = rng.uniform(0, L, size=2)
+        radius = rng.uniform(L / 20, L / 8)
+        factor = problem.contrast if rng.random() < 0.5 else 1.0 / problem.contrast
+        D[(x - cx) ** 2 + (y - cy) ** 2 <= radius**2] = problem.D * factor
+    return D
+
+
+def lognormal_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
+    L = problem.lattice
+    k = np.fft.fftfreq(L)[:, None] ** 2 + np.fft.rfftfreq(L)[None, :] ** 2
+    # the spectral density of a squared-exponential correlation exp(-r^2 / (2 l^2))
+    spectrum = np.exp(-2.0 * (np.pi * problem.correlation_length) ** 2 * k)
+    field = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((L, L))) * np.sqrt(spectrum), s=(L, L))
+    field -= field.mean()
+    spread = field.max() - field.min()
+    if problem.contrast == 1 or spread == 0:
+        return np.full((L, L), problem.D)
+    return problem.D * np.exp(np.log(problem.contrast) * field / spread)

@@ -1,0 +1,187 @@
+"""The varied family: diffusivity maps, source shapes and wall conditions, the discrete operator
+checked by hand and by a manufactured solution, and its exact solvers against each other."""
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from pydiff.errors import ConfigError
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.problem.diffusivity import diffusivity_maps
+from pydiff.problem.operator import stationary_operator
+from pydiff.solvers import make_solver, normalise
+from pydiff.solvers.sparse import stationary_matrix
+
+BOUNDARIES = ("dirichlet", "neumann", "periodic")
+
+# --- The operator on a 3 x 3 lattice, by hand ---------------------------------------------------
+# Cells k = 3 i + j; D = 2 in the centre (cell 4), 1 elsewhere; gamma = 0.5.  The conductance
+# between the centre and a neighbour is 2 * 2 * 1 / (2 + 1) = 4/3, between two other cells 1.
+NEIGHBOURS = {
+    "dirichlet": {0: [1, 3], 1: [0, 2, 4], 2: [1, 5], 3: [0, 4, 6], 4: [1, 3, 5, 7], 5: [2, 4, 8], 6: [3, 7],
+                  7: [4, 6, 8], 8: [5, 7]},
+    "periodic": {0: [1, 2, 3, 6], 1: [0, 2, 4, 7], 2: [0, 1, 5, 8], 3: [4, 5, 0, 6], 4: [3, 5, 1, 7],
+                 5: [3, 4, 2, 8], 6: [7, 8, 0, 3], 7: [6, 8, 1, 4], 8: [6, 7, 2, 5]},
+}
+NEIGHBOURS["neumann"] = NEIGHBOURS["dirichlet"]
+WALL_FACES = {0: 2, 1: 1, 2: 2, 3: 1, 4: 0, 5: 1, 6: 2, 7: 1, 8: 2}  # Dirichlet: each adds D_i = 1
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_the_operator_on_three_by_three_cells_by_hand(boundary):
+    D = np.ones((3, 3))
+    D[1, 1] = 2.0
+    expected = 0.5 * np.eye(9)
+    for cell, others in NEIGHBOURS[boundary].items():
+        for other in others:
+            h = 4 / 3 if 4 in (cell, other) else 1.0
+            expected[cell, cell] += h
+            expected[cell, other] -= h
+        if boundary == "dirichlet":
+            expected[cell, cell] += WALL_FACES[cell]
+    np.testing.assert_allclose(stationary_matrix(D, 3, 0.5, boundary).toarray(), expected, atol=1e-15)
+    # the matrix-free operator is the same linear map
+    for k in range(9):
+        unit = np.zeros(9)
+        unit[k] = 1.0
+        np.testing.assert_allclose(stationary_operator(unit.reshape(3, 3), D, 0.5, boundary).ravel(), expected[:, k],
+                                   atol=1e-15)
+
+
+# --- A manufactured solution: second-order convergence ------------------------------------------
+# On the unit square, a(x, y) = 1 + sin(2 pi x) sin(2 pi y) / 2 and c = 1; f = -div(a grad u) + c u
+# for a u that meets the walls' condition.  The lattice's cells are the square's points spaced
+# h apart (Dirichlet: the walls' zeros are the ghost cells, one h outside), and the unit-spacing
+# equation is the continuous one times h^2: D = a, gamma = c h^2, img = h^2 f.
+
+def manufactured(boundary, L):
+    if boundary == "dirichlet":
+        h = 1.0 / (L + 1)
+        x = (np.arange(L) + 1) * h
+    elif boundary == "neumann":
+        h = 1.0 / L
+        x = (np.arange(L) + 0.5) * h
+    else:
+        h = 1.0 / L
+        x = np.arange(L) * h
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    pi = np.pi
+    a = 1 + 0.5 * np.sin(2 * pi * X) * np.sin(2 * pi * Y)
+    ax, ay = pi * np.cos(2 * pi * X) * np.sin(2 * pi * Y), pi * np.sin(2 * pi * X) * np.cos(2 * pi * Y)
+    if boundary == "dirichlet":
+        u = np.sin(pi * X) * np.sin(pi * Y)
+        ux, uy, lap = pi * np.cos(pi * X) * np.sin(pi * Y), pi * np.sin(pi * X) * np.cos(pi * Y), -2 * pi**2 * u
+    elif boundary == "neumann":
+        u = np.cos(pi * X) * np.cos(pi * Y)
+        ux, uy, lap = -pi * np.sin(pi * X) * np.cos(pi * Y), -pi * np.cos(pi * X) * np.sin(pi * Y), -2 * pi**2 * u
+    else:
+        u = np.sin(2 * pi * X) * np.cos(2 * pi * Y) + 0.5
+        ux, uy = 2 * pi * np.cos(2 * pi * X) * np.cos(2 * pi * Y), -2 * pi * np.sin(2 * pi * X) * np.sin(2 * pi * Y)
+        lap = -8 * pi**2 * (u - 0.5)
+    f = -(ax * ux + ay * uy + a * lap) + u
+    return a, h * h, h * h * f, u
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_a_manufactured_solution_converges_at_second_order(boundary):
+    errors = []
+    for L in (32, 64, 128):
+        a, gamma, img, exact = manufactured(boundary, L)
+        u = spla.spsolve(stationary_matrix(a, L, gamma, boundary).tocsc(), img.ravel()).reshape(L, L)
+        errors.append(np.abs(u - exact).max())
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all((orders > 1.8) & (orders < 2.3)), (errors, orders)
+
+
+# --- The solvers against each other -------------------------------------------------------------
+
+
+def varied(boundary="dirichlet", diffusivity="inclusions", **options):
+    return Problem(lattice=40, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity=diffusivity,
+                   boundary=boundary, **options)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("diffusivity", ["inclusions", "lognormal"])
+def test_direct_and_multigrid_agree_on_varied_problems(boundary, diffusivity):
+    problem = varied(boundary, diffusivity)
+    images = source_images(problem, sample_sources(problem, 3, 7))
+    maps = diffusivity_maps(problem, range(3), 7)
+    with make_solver("direct", problem) as direct, make_solver("multigrid", problem) as multigrid:
+        exact, _ = normalise(direct(images, maps))
+        approximate, _ = normalise(multigrid(images, maps))
+    assert np.abs(exact - approximate).max() < 1e-6
+    # and the direct field solves the discrete equation (the residual of the matrix-free operator)
+    u = direct(images, maps)
+    residual = stationary_operator(u, maps, problem.gamma, boundary) - images
+    assert np.abs(residual).max() < 1e-10 * np.abs(images).max()
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_the_variable_coefficient_path_with_constant_d_is_the_spectral_solution(boundary):
+    problem = varied(boundary, "constant", target="stationary")
+    images = source_images(problem, sample_sources(problem, 3, 1))
+    with make_solver("spectral", problem, method="matrix") as spectral, make_solver("direct", problem) as direct:
+        reference = spectral(images)
+        np.testing.assert_allclose(direct(images, np.full(images.shape, problem.D)), reference, rtol=1e-9,
+                                   atol=1e-12 * np.abs(reference).max())
+    with make_solver("spectral", problem, method="fft") as fft:
+        np.testing.assert_allclose(normalise(fft(images))[0], normalise(reference)[0], atol=2e-6)
+
+
+@pytest.mark.parametrize("boundary", ["neumann", "periodic"])
+def test_spectral_and_time_stepping_agree_at_t_max_for_every_wall(boundary):
+    problem = varied(boundary, "constant", target="t_max", t_max=200.0)
+    images = source_images(problem, sample_sources(problem, 2, 3))
+    with make_solver("spectral", problem, method="matrix") as spectral, make_solver("timestep", problem) as steps:
+        assert np.abs(normalise(spectral(images))[0] - normalise(steps(images))[0]).max() < 1e-5
+
+
+def test_which_backend_solves_what_is_said_in_one_line():
+    with pytest.raises(ConfigError, match="backend 'spectral' cannot solve diffusivity 'inclusions'; use one of: direct"):
+        make_solver("spectral", varied())
+    with pytest.raises(ConfigError, match="backend 'timestep' cannot solve target 'stationary'"):
+        make_solver("timestep", varied())
+    with make_solver("direct", varied()) as direct:
+        with pytest.raises(ConfigError, match="needs each sample's map"):
+            direct(np.zeros((1, 40, 40)))
+
+
+# --- Diffusivity maps and source shapes ---------------------------------------------------------
+
+
+def test_each_sample_draws_its_own_map_from_its_own_seed():
+    problem = varied(diffusivity="inclusions", contrast=5.0)
+    maps = diffusivity_maps(problem, range(6), 11)
+    np.testing.assert_array_equal(diffusivity_maps(problem, [4], 11)[0], maps[4])  # whatever the batch or shard
+    assert not np.array_equal(maps[0], maps[1])
+    assert set(np.unique(maps)) <= {0.2, 1.0, 5.0} and (maps != 1.0).mean() > 0.05
+    lognormal = diffusivity_maps(varied(diffusivity="lognormal", contrast=30.0), range(3), 0)
+    np.testing.assert_allclose(lognormal.max(axis=(1, 2)) / lognormal.min(axis=(1, 2)), 30.0)
+    assert diffusivity_maps(varied(diffusivity="constant"), range(3), 0) is None
+
+
+def test_ellipses_keep_the_disks_area_centres_and_values():
+    disks = varied(diffusivity="constant")
+    ellipses = varied(diffusivity="constant", sources="ellipses")
+    a, b = sample_sources(disks, 50, 5), sample_sources(ellipses, 50, 5)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.shapes is None and b.shapes.shape == (50, 4, 2) and (b.shapes[..., 0] >= 1).all()
+    # one source per image, far from the walls: the same area (pi r^2 = 28.3 cells) within the lattice's rounding
+    one = Problem(lattice=40, radius=3, n_sources=1, sources="ellipses")
+    images = source_images(one, sample_sources(one, 40, 2))
+    assert 20 <= (images > 0).sum(axis=(1, 2)).mean() <= 36
+    mixed = sample_sources(Problem(lattice=40, radius=3, n_sources=4, sources="mixed"), 200, 0)
+    assert 0.4 < (mixed.shapes[..., 0] == 1).mean() < 0.6
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"diffusivity": "random"}, "diffusivity must be one of"),
+    ({"contrast": 0.5, "diffusivity": "inclusions"}, "contrast must be a number >= 1"),
+    ({"boundary": "neumann", "gamma": 0.0}, "neumann walls need gamma > 0"),
+    ({"source_model": "clamped", "boundary": "periodic"}, "clamped sources are defined for the papers' problem"),
+])
+def test_impossible_varied_problems_are_refused(options, match):
+    with pytest.raises(ConfigError, match=match):
+        Problem(lattice=20, radius=3, **options)
