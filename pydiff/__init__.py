@@ -20,7 +20,7 @@ from .problem import Problem, sample_sources, source_images
 from .version import __version__
 
 
-def solve(images, problem=None, backend: str = "spectral", diffusivity=None, **options):
+def solve(images, problem=None, backend: str = "auto", diffusivity=None, **options):
     """Normalised fields of (b, L, L) source images (default: the 2021 problem), and where D
     varies their (b, L, L) diffusivity maps; see :func:`pydiff.solvers.solve`."""
     from .solvers import solve as _solve

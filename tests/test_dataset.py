@@ -194,12 +194,30 @@ def test_inputs_are_compressed_per_sample_and_fields_are_not(tmp_path):
     assert np.array_equal(data.inputs, again)  # lossless
 
 
-def test_version_2_files_store_the_source_count_of_each_sample(tmp_path):
+def test_files_store_the_source_count_of_each_sample(tmp_path):
     problem = Problem(lattice=24, radius=3, n_sources=3, min_sources=1, setup="paper2024")
     data = load(generate(tmp_path / "d.h5", 7, problem, progress=False))
-    assert data.attrs["format_version"] == 2 and data.problem == problem
+    assert data.attrs["format_version"] == 3 and data.problem == problem
     assert data.source_count.tolist() == [1, 2, 3, 1, 2, 3, 1]
     assert np.all(data.values[0, 1:] == 0) and np.all(data.values[2] > 0)
+    assert data.diffusivity is None and data.source_shapes is None  # the papers' problem: nothing more
+
+
+def test_a_version_2_file_still_reads_and_is_reused_as_it_is(tmp_path):
+    # What pydiff 0.1's second format wrote: no attributes of the varied family.
+    import h5py
+
+    problem = Problem(lattice=24, radius=3, n_sources=3, min_sources=1, setup="paper2024")
+    path = generate(tmp_path / "d.h5", 7, problem, seed=2, progress=False)
+    with h5py.File(path, "r+") as f:
+        for key in ("diffusivity", "contrast", "inclusions", "correlation_length", "sources", "boundary", "target"):
+            del f.attrs[key]
+        f.attrs["format_version"] = 2
+    before = path.read_bytes()
+    old = load(path)
+    assert old.problem == problem and old.problem.target == "t_max" and old.diffusivity is None
+    assert generate(path, 7, problem, seed=2, resume=True, progress=False) == path  # complete: reused
+    assert path.read_bytes() == before
 
 
 def downgrade_to_version_1(path, complete=True):

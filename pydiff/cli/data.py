@@ -12,7 +12,7 @@ from .options import BACKEND_HELP, make_problem, problem_options
 @click.option("--n", "n", type=int, default=20000, show_default=True, help="Number of samples.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the source positions and values.")
-@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @problem_options
 @click.option("--batch-size", type=int, default=500, show_default=True, help="Samples solved and written at a time.")
 @click.option("--shard", help="i/k: write only part i (0-based) of k, for one job of a batch system; "
@@ -21,8 +21,7 @@ from .options import BACKEND_HELP, make_problem, problem_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing file (kept until the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @reports_errors()
-def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma, t_max, source_model,
-             batch_size, shard, resume, overwrite, quiet):
+def generate(n, out, seed, backend, batch_size, shard, resume, overwrite, quiet, **problem_values):
     """Sample source images, solve for their fields, and write an HDF5 data set.
 
     The file appears under its name only when complete; an interrupted run leaves OUT.partial,
@@ -32,8 +31,9 @@ def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma,
 
     from ..datasets.writer import generate as run
     from ..errors import ConfigError
+    from ..solvers import resolve_backend
 
-    problem = make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model)
+    problem = make_problem(**problem_values)
     part = None
     if shard is not None:
         try:
@@ -42,6 +42,7 @@ def generate(n, out, seed, backend, lattice, radius, n_sources, setup, D, gamma,
             part = ()
         if len(part) != 2:
             raise ConfigError(f"--shard takes i/k, for example 3/16, got {shard!r}")
+    backend = resolve_backend(backend, problem)
     start = time.perf_counter()
     path = run(out, n, problem, seed=seed, backend=backend, batch_size=batch_size,
                resume=resume, overwrite=overwrite, progress=not quiet, shard=part)
@@ -82,7 +83,7 @@ def info(file):
     state = "complete" if attrs["n_complete"] == attrs["n"] else f"INCOMPLETE ({attrs['n_complete']} of {attrs['n']} rows)"
     click.echo(f"{file}: pydiff data set, format version {attrs['format_version']}, {state}")
     keys = ["n", "lattice", "setup", "n_sources", "min_sources", "radius", "D", "gamma", "t_max", "source_model",
-            "backend", "seed", "pydiff_version"]
+            "diffusivity", "contrast", "sources", "boundary", "target", "backend", "seed", "pydiff_version"]
     click.echo(pd.Series({k: attrs.get(k) for k in keys}, dtype=object).to_string())
     click.echo()
     click.echo(pd.DataFrame(rows).to_string(index=False))
@@ -97,7 +98,7 @@ def info(file):
               help="Largest allowed max-abs difference of normalised fields; exit status 1 above it.")
 @problem_options
 @reports_errors()
-def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, setup, D, gamma, t_max, source_model):
+def crosscheck(n, backends, seed, tol, **problem_values):
     """Solve the same random inputs with several backends and compare their fields.
 
     Prints pairwise max-abs and mean-abs differences of the normalised fields and the time per
@@ -108,7 +109,7 @@ def crosscheck(n, backends, seed, tol, lattice, radius, n_sources, setup, D, gam
 
     if n < 1:
         raise ConfigError(f"--n must be a positive integer, got {n}")
-    problem = make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model)
+    problem = make_problem(**problem_values)
     pairs, timings = run([b.strip() for b in backends.split(",") if b.strip()], problem, n=n, seed=seed)
     pairs["ok"] = pairs["max_abs"] <= tol
     click.echo(f"crosscheck of {n} random inputs (seed {seed}), tolerance {tol:g} on normalised fields\n")

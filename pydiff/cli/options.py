@@ -26,13 +26,33 @@ def problem_options(command):
             help="production: the image is a source term (the original code); "
             "clamped: disk cells held at their values (the paper's wording; --backend direct).",
         ),
+        click.option("--diffusivity", type=click.Choice(["constant", "inclusions", "lognormal"]), default="constant",
+                     show_default=True, help="D(x): constant (the papers'); inclusions (random disks of D*contrast or "
+                     "D/contrast in a background D); lognormal (exp of a Gaussian random field, max/min = contrast). "
+                     "Each sample draws its own map."),
+        click.option("--contrast", default=10.0, show_default=True,
+                     help="An inclusion's D over the background's (up or down), or the lognormal field's max/min."),
+        click.option("--inclusions", default=12, show_default=True, help="Inclusion disks per sample (radius L/20-L/8)."),
+        click.option("--correlation-length", type=float, default=0.0, show_default="L/10",
+                     help="Correlation length of the lognormal field, in cells."),
+        click.option("--sources", type=click.Choice(["disks", "ellipses", "mixed"]), default="disks", show_default=True,
+                     help="Source shapes: disks (the papers'), ellipses of the disk's area (aspect 1-3, any "
+                     "orientation), or mixed."),
+        click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic"]), default="dirichlet",
+                     show_default=True, help="Walls: dirichlet (zero values outside, the papers'), neumann (no flux), "
+                     "periodic."),
+        click.option("--target", type=click.Choice(["auto", "t_max", "stationary"]), default="auto", show_default=True,
+                     help="The field: at t_max (the papers' code) or stationary; auto: t_max for the papers' problem, "
+                     "stationary for every other."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model):
+def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model, diffusivity="constant",
+                 contrast=10.0, inclusions=12, correlation_length=0.0, sources="disks", boundary="dirichlet",
+                 target="auto"):
     from ..errors import ConfigError
     from ..problem import Problem
 
@@ -41,10 +61,13 @@ def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_mode
         low, high = int(low), int(high or low)
     except ValueError:
         raise ConfigError(f"--n-sources takes a count or a range like 1-20, got {n_sources!r}") from None
-    return Problem(lattice, radius, high, D, gamma, t_max, source_model, setup, low)
+    return Problem(lattice, radius, high, D, gamma, t_max, source_model, setup, low, diffusivity, contrast, inclusions,
+                   correlation_length, sources, boundary, target)
 
 
-BACKEND_HELP = "Solver: spectral (exact, fast), timestep (RKC time integration), direct (sparse LU), julia (DifferentialEquations.jl)."
+BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 256^2 and multigrid above), "
+                "spectral (exact, fast; constant D), timestep (RKC time integration to t_max), direct (sparse LU), "
+                "multigrid (pyamg CG), julia (DifferentialEquations.jl).")
 
 
 PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024"]

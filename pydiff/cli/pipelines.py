@@ -16,7 +16,7 @@ from .options import BACKEND_HELP, PRESET_NAMES, parse_list, parse_split, traini
 @click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True, help="Where runs go.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data sets are cached.")
-@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @reports_errors(data_error_code=2)
 def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **options):
     """Reproduce Table 2 rows end to end: data, training, test metrics, figures, table.
@@ -80,7 +80,7 @@ def study():
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data set is cached.")
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
-@click.option("--backend", default="spectral", show_default=True, help=BACKEND_HELP)
+@click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
 @reports_errors(data_error_code=2)
 def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, backend, **overrides):

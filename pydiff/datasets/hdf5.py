@@ -1,9 +1,12 @@
 """The HDF5 data set: its layout, its versions, and checked reading.
 
-Format version 2 (version 1 is read too; docs/problem.md): datasets ``inputs`` and ``fields``
-(n, L, L) float32, ``centers`` (n, k, 2) int16 (1-based x, y), ``values`` (n, k) float32,
-``field_max`` (n,) float32 and ``source_count`` (n,) int16; the problem, the backend, the seed
-and ``n_complete`` (rows that are final) as file attributes.  A merged file
+Format version 3 (versions 1 and 2 are read too; docs/problem.md): datasets ``inputs`` and
+``fields`` (n, L, L) float32, ``centers`` (n, k, 2) int16 (1-based x, y), ``values`` (n, k)
+float32, ``field_max`` (n,) float32 and ``source_count`` (n,) int16; where D varies
+``diffusivity`` (n, L, L) float32, and where sources are not all disks ``source_shapes`` (n, k, 2)
+float32 (aspect ratio, orientation); the problem (wall condition, diffusivity model, contrast,
+source shape and target included), the backend, the seed and ``n_complete`` (rows that are
+final) as file attributes.  A merged file
 (:mod:`pydiff.datasets.shards`) holds virtual data sets pointing into its parts.
 
 :func:`pydiff.datasets.writer.generate` writes a file under ``NAME.partial`` and renames it to
@@ -23,10 +26,11 @@ from ..errors import DataFileError
 from ..problem import Problem
 
 FORMAT = "pydiff.dataset"
-FORMAT_VERSION = 2  # 2: setup, min_sources and the per-sample source_count; 1 is still read
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 3: the varied family (diffusivity, source_shapes); 2: setup, min_sources, source_count
+READABLE_VERSIONS = (1, 2, 3)
 ARRAYS = ("inputs", "fields", "centers", "values", "field_max", "source_count")
 ARRAYS_V1 = ARRAYS[:-1]
+OPTIONAL_ARRAYS = ("diffusivity", "source_shapes")  # version 3, where the problem has them
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -58,7 +62,9 @@ class GroundTruth:
 
     ``inputs``, ``fields`` (n, L, L), ``centers`` (n, k, 2), ``values`` (n, k), ``field_max``
     and ``source_count`` (n,) are numpy arrays, or, when loaded with ``lazy=True``, h5py datasets
-    read on indexing (a version-1 file's ``source_count`` is made up: all ``n_sources``).
+    read on indexing (a version-1 file's ``source_count`` is made up: all ``n_sources``);
+    ``diffusivity`` (n, L, L) and ``source_shapes`` (n, k, 2) likewise, or None where the D is
+    constant and the sources are disks.
     ``ds[i]`` gives ``(input, field)`` as (1, L, L) float32 arrays, so a GroundTruth is a map-style
     data set for ``torch.utils.data.DataLoader``.
     """
@@ -72,6 +78,8 @@ class GroundTruth:
     values: np.ndarray
     field_max: np.ndarray
     source_count: np.ndarray
+    diffusivity: np.ndarray | None = None
+    source_shapes: np.ndarray | None = None
     _file: h5py.File | None = None
 
     def __len__(self) -> int:
@@ -104,8 +112,17 @@ def _attrs(f: h5py.File) -> dict:
 
 
 def _arrays(attrs: dict) -> tuple[str, ...]:
-    """The data sets a file of this format version holds."""
-    return ARRAYS_V1 if attrs.get("format_version") == 1 else ARRAYS
+    """The data sets a file of this format version and problem holds."""
+    if attrs.get("format_version") == 1:
+        return ARRAYS_V1
+    return ARRAYS + optional_arrays(Problem.from_attrs(attrs))
+
+
+def optional_arrays(problem: Problem) -> tuple[str, ...]:
+    """The version-3 data sets ``problem`` needs: ``diffusivity`` where D varies,
+    ``source_shapes`` where sources are not all disks."""
+    return (("diffusivity",) if problem.diffusivity != "constant" else ()) + \
+        (("source_shapes",) if problem.sources != "disks" else ())
 
 
 def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
@@ -142,7 +159,7 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
             raise DataFileError(f"{path}: bad problem attributes ({exc})") from None
         n, L, k = int(attrs["n"]), problem.lattice, problem.n_sources
         expected = {"inputs": (n, L, L), "fields": (n, L, L), "centers": (n, k, 2), "values": (n, k), "field_max": (n,),
-                    "source_count": (n,)}
+                    "source_count": (n,), "diffusivity": (n, L, L), "source_shapes": (n, k, 2)}
         for name in _arrays(attrs):
             shape = expected[name]
             if f[name].shape != shape:

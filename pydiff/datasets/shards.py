@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ConfigError, DataFileError
-from .hdf5 import ARRAYS, _attrs, inspect, partial_path
+from .hdf5 import _arrays, _attrs, inspect, partial_path
 
 SHARD_ATTRS = ("shard_index", "shard_count", "first_sample", "total")
 # Attributes every part of one data set shares (n, n_complete and the shard's own differ).
@@ -72,7 +72,7 @@ def merge(parts, out, overwrite: bool = False) -> Path:
 
     tmp = partial_path(out)
     with h5py.File(described[0][0], "r") as f0, h5py.File(tmp, "w") as merged:
-        for name in ARRAYS:
+        for name in _arrays(_attrs(f0)):
             layout = h5py.VirtualLayout(shape=(total, *f0[name].shape[1:]), dtype=f0[name].dtype)
             for path, attrs in described:
                 start, rows = int(attrs["first_sample"]), int(attrs["n"])

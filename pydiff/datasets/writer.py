@@ -21,9 +21,10 @@ import numpy as np
 from ..atomic import fsync_path
 from ..errors import ConfigError, Interrupted
 from ..problem import Problem, sample_sources, source_images
+from ..problem.diffusivity import diffusivity_maps
 from ..signals import stop_on_signals
 from ..version import __version__
-from .hdf5 import FORMAT, FORMAT_VERSION, INPUT_FILTER, _attrs, _plain, inspect, partial_path
+from .hdf5 import FORMAT, FORMAT_VERSION, INPUT_FILTER, _attrs, _plain, inspect, optional_arrays, partial_path
 
 THREADED_COMPRESSION_FROM = 256  # lattices from this size compress their inputs in a thread
 
@@ -49,6 +50,10 @@ def _create(path: Path, attrs: dict, problem: Problem, n: int) -> h5py.File:
     f.create_dataset("values", (n, k), np.float32, chunks=(min(n, 4096), k))
     f.create_dataset("field_max", (n,), np.float32, chunks=(min(n, 4096),))
     f.create_dataset("source_count", (n,), np.int16, chunks=(min(n, 4096),))
+    if "diffusivity" in optional_arrays(problem):  # piecewise constant (inclusions) compresses well
+        f.create_dataset("diffusivity", (n, L, L), np.float32, chunks=(1, L, L), **INPUT_FILTER)
+    if "source_shapes" in optional_arrays(problem):
+        f.create_dataset("source_shapes", (n, k, 2), np.float32, chunks=(min(n, 4096), k, 2))
     f.attrs.update(attrs)
     f.attrs["n_complete"] = 0
     _sync(f)  # from here on the file is a readable, empty data set, whenever the process dies
@@ -88,7 +93,7 @@ def generate(
     n: int,
     problem: Problem | None = None,
     seed: int = 0,
-    backend: str = "spectral",
+    backend: str = "auto",
     batch_size: int = 500,
     resume: bool = False,
     overwrite: bool = False,
@@ -122,9 +127,10 @@ def generate(
         ConfigError: impossible parameters, missing directory, existing output.
         BackendUnavailable: the backend cannot run here.
     """
-    from ..solvers import make_solver, normalise
+    from ..solvers import make_solver, normalise, resolve_backend
 
     problem = problem or Problem()
+    backend = resolve_backend(backend, problem)
     out = Path(out)
     if int(n) != n or n < 1:
         raise ConfigError(f"--n must be a positive integer, got {n}")
@@ -155,7 +161,7 @@ def generate(
     # Build the solver before touching any file, so that a backend that cannot run leaves nothing.
     with make_solver(backend, problem, **(solver_options or {})) as solver:
         draw = sample_sources(problem, n, seed)[lo:hi]  # every sample drawn: a shard's rows do not depend on k
-        n = hi - lo
+        first_sample, n = lo, hi - lo
         f = _open_partial(tmp, attrs) if resume and tmp.exists() else None
         if f is None:
             f = _create(tmp, attrs, problem, n)
@@ -175,8 +181,10 @@ def generate(
                     hi = min(n, lo + batch_size)
                     part = draw[lo:hi]
                     images = source_images(problem, part)
+                    # each map from its sample's own seed: the same whatever the shard or batch
+                    maps = diffusivity_maps(problem, range(first_sample + lo, first_sample + hi), seed)
                     packed = compressor.submit(_deflate_rows, images) if threaded else None
-                    fields, field_max = normalise(solver(images), in_place=True)  # the solver's own array
+                    fields, field_max = normalise(solver(images, maps), in_place=True)  # the solver's own array
                     if packed is None:
                         f["inputs"][lo:hi] = images
                     else:
@@ -187,6 +195,10 @@ def generate(
                     f["values"][lo:hi] = part.values
                     f["field_max"][lo:hi] = field_max
                     f["source_count"][lo:hi] = part.source_count
+                    if maps is not None:
+                        f["diffusivity"][lo:hi] = maps
+                    if part.shapes is not None:
+                        f["source_shapes"][lo:hi] = part.shapes
                     # The rows reach the disk before the count that declares them does: a process
                     # killed at any moment leaves a file whose first n_complete rows are final.
                     _sync(f)

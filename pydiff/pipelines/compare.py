@@ -89,7 +89,7 @@ def budget_epochs(config, run_dir, budget_minutes: float, ctx: distributed.Conte
 
 
 def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", data_dir="data", seed: int = 0,
-            budget_minutes: float | None = None, backend: str = "spectral", progress=True,
+            budget_minutes: float | None = None, backend: str = "auto", progress=True,
             on_model: Callable[[dict], None] | None = None, transfer_samples: int = TRANSFER_SAMPLES,
             timing_batch: int = 256, **overrides) -> pd.DataFrame | None:
     """Train and evaluate every model of ``models`` under one preset and budget; the table.

@@ -29,7 +29,7 @@ def run_dir_for(runs_dir, preset_name: str, model_id: int, seed: int, config: Tr
 
 
 def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_dir="data", seed: int = 0,
-              backend: str = "spectral", progress=True, **overrides) -> dict | None:
+              backend: str = "auto", progress=True, **overrides) -> dict | None:
     """One row of Table 2 end to end: data (cached), training (resumable), metrics, figures.
 
     Returns metrics.json's contents plus ``run_dir`` (None on ranks other than 0).  A second

@@ -32,10 +32,13 @@ def output_dir(path, ctx: distributed.Context) -> Path:
     return path
 
 
-def data_path(data_dir, n: int, seed: int, backend: str = "spectral", problem: Problem | None = None) -> Path:
+def data_path(data_dir, n: int, seed: int, backend: str = "auto", problem: Problem | None = None) -> Path:
     """Where the cached ground truth of ``n`` samples of ``problem`` (default: the 2021 one) lives:
     a name that spells the problem out, so that two problems never share a file."""
+    from ..solvers import resolve_backend
+
     problem = problem or Problem()
+    backend = resolve_backend(backend, problem)
     if problem == Problem():
         return Path(data_dir) / f"two_sources-L100-n{n}-seed{seed}-{backend}.h5"
     counts = f"{problem.min_sources}-{problem.n_sources}"
@@ -54,7 +57,7 @@ VARIED_KEYS = ("contrast", "inclusions", "correlation_length", "sources", "bound
                "radius")
 
 
-def ensure_data(data_dir, n: int, seed: int, backend: str = "spectral", progress=True,
+def ensure_data(data_dir, n: int, seed: int, backend: str = "auto", progress=True,
                 problem: Problem | None = None) -> Path:
     """The cached data set, generated (or an interrupted generation finished) when needed.
 

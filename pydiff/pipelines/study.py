@@ -89,7 +89,7 @@ def write_outputs(study_dir: Path, table: pd.DataFrame, title: str = "") -> dict
 
 
 def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, seeds=(0,), data=("file",),
-                     data_dir="data", data_seed: int = 0, backend: str = "spectral", progress=True,
+                     data_dir="data", data_seed: int = 0, backend: str = "auto", progress=True,
                      on_point: Callable[[dict], None] | None = None, **overrides):
     """Train and evaluate one model per (data, fraction, seed); returns ``(table, fits)``.
 

@@ -9,7 +9,8 @@ correlation of length ``correlation_length`` (white noise filtered in Fourier sp
 over the lattice), centred on its mean and scaled so that ``max D / min D = contrast`` exactly.
 
 Sample ``j`` of a data set made with ``seed`` draws from ``(seed, STREAM, j)``: the same map
-whatever the batch, the shard or the resumption that makes it.
+whatever the batch, the shard or the resumption that makes it.  The maps hold float32 values
+(in float64 arrays): a data file stores exactly the D its fields were solved with.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def diffusivity_maps(problem: Problem, sample_ids, seed) -> np.ndarray | None:
         return None
     seed = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
     draw = inclusions_map if problem.diffusivity == "inclusions" else lognormal_map
-    return np.stack([draw(problem, np.random.default_rng([*seed, STREAM, int(j)])) for j in sample_ids])
+    maps = np.stack([draw(problem, np.random.default_rng([*seed, STREAM, int(j)])) for j in sample_ids])
+    return maps.astype(np.float32).astype(np.float64)
 
 
 def inclusions_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:

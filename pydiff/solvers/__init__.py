@@ -28,6 +28,7 @@ Every backend solves every wall condition (Dirichlet, Neumann, periodic) but ``j
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import numpy as np
 
@@ -48,6 +49,22 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
 
 
+DIRECT_UP_TO = 256  # "auto" takes sparse LU up to this lattice where D varies, multigrid above
+
+
+def resolve_backend(name: str, problem: Problem) -> str:
+    """``name``, or for ``"auto"`` the fastest exact backend for ``problem``: ``spectral`` where
+    D is constant, else ``direct`` up to ``DIRECT_UP_TO`` cells per side and ``multigrid``
+    above (``direct`` when pyamg is not installed)."""
+    if name != "auto":
+        return name
+    if solver_class("spectral").unsupported(problem) is None:
+        return "spectral"
+    if problem.lattice <= DIRECT_UP_TO or importlib.util.find_spec("pyamg") is None:
+        return "direct"
+    return "multigrid"
+
+
 def solver_class(name: str) -> type[Solver]:
     """The class registered under ``name``; :class:`ConfigError` for an unknown name."""
     if name not in _REGISTRY:
@@ -57,12 +74,13 @@ def solver_class(name: str) -> type[Solver]:
 
 
 def make_solver(name: str, problem: Problem, **options) -> Solver:
-    """Build the ``name`` backend for ``problem``.
+    """Build the ``name`` backend (or ``"auto"``: :func:`resolve_backend`) for ``problem``.
 
     Raises:
         ConfigError: unknown backend, or a source model the backend cannot solve.
         BackendUnavailable: the backend cannot run on this machine (says how to fix it).
     """
+    name = resolve_backend(name, problem)
     cls = solver_class(name)
     reason = cls.unsupported(problem)
     if reason is not None:
@@ -85,7 +103,7 @@ def normalise(u: np.ndarray, in_place: bool = False) -> tuple[np.ndarray, np.nda
     return fields, field_max.astype(np.float32)
 
 
-def solve(images: np.ndarray, problem: Problem, backend: str = "spectral", diffusivity=None, **options):
+def solve(images: np.ndarray, problem: Problem, backend: str = "auto", diffusivity=None, **options):
     """Normalised fields of a batch of source images, with a throw-away solver.
 
     Args:
@@ -151,4 +169,4 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     return pd.DataFrame(pairs), pd.DataFrame(timings)
 
 
-__all__ = ["BACKENDS", "Solver", "crosscheck", "make_solver", "normalise", "solve", "solver_class"]
+__all__ = ["BACKENDS", "Solver", "crosscheck", "make_solver", "normalise", "resolve_backend", "solve", "solver_class"]
