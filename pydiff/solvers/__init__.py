@@ -20,6 +20,7 @@ direct     sparse LU of the stationary field (clamped sources too)              
 multigrid  algebraic-multigrid-preconditioned CG (pyamg), relative residual 1e-10      any D, stationary
 julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       constant D, t_max
 torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  constant D
+torch-cg   batched matrix-free CG in PyTorch, preconditioned by the constant-D inverse  any D, stationary
 =========  ==========================================================================  ==================
 
 Every backend solves every wall condition (Dirichlet, Neumann, periodic) but ``julia``.
@@ -44,6 +45,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "julia": ("pydiff.solvers.julia", "JuliaSolver"),
     "torch": ("pydiff.solvers.torch_spectral", "TorchSpectralSolver"),
     "multigrid": ("pydiff.solvers.multigrid", "MultigridSolver"),
+    "torch-cg": ("pydiff.solvers.torch_cg", "TorchCGSolver"),
 }
 
 BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
