@@ -63,3 +63,23 @@ def test_clamped_sources_are_masked_and_the_free_cells_checked():
     assert np.all(residual[images > 0] == 0)
     noisy = fields + 1e-3 * np.random.default_rng(0).normal(size=fields.shape)
     assert np.all(residual_score(noisy, images, problem) > 1e-4)
+
+
+def test_zero_on_exact_fields_of_varied_problems_and_positive_on_perturbed_ones():
+    from pydiff.problem.diffusivity import diffusivity_maps
+
+    for boundary in ("dirichlet", "neumann", "periodic"):
+        problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024",
+                          diffusivity="inclusions", boundary=boundary)
+        images = source_images(problem, sample_sources(problem, 3, 1))
+        maps = diffusivity_maps(problem, range(3), 1)
+        fields, field_max = solve(images, problem, "direct", diffusivity=maps)
+        residual, c = stationary_residual(fields, images, problem, maps)
+        np.testing.assert_allclose(c, 1.0 / field_max, rtol=1e-5)
+        exact = residual_score(fields, images, problem, maps)
+        # float32 fields times D up to 10: rounding of ~1e-6 against a source term of c ~ 0.04
+        assert exact.max() < 1e-5 * np.abs(images).max() / field_max.min()
+        # the constant-D residual does not hold for the varied field, the map's one does
+        assert residual_score(fields, images, problem, np.ones_like(maps)).min() > 100 * exact.max()
+        noisy = fields + 1e-3 * np.random.default_rng(0).normal(size=fields.shape)
+        assert np.all(residual_score(noisy, images, problem, maps) > 100 * exact)

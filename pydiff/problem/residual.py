@@ -10,6 +10,9 @@ prediction, so ``c`` is fitted per sample by least squares (the value that makes
 smallest); what remains is the part of the prediction no source strength can explain.  The
 Laplacian is the five-point stencil with zero values outside the lattice, as in the solvers.
 
+Where D varies, or the walls are not Dirichlet, ``D lap`` is the operator of
+:mod:`pydiff.problem.operator` (harmonic-mean fluxes, the problem's walls) with the sample's map.
+
 With ``source_model="clamped"`` the disk cells are held at their values instead: the equation
 ``D lap(u) - gamma u = 0`` holds outside them only, with no source term and no scale to fit, so
 the residual is that of the free cells and 0 on the held ones.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .operator import divergence
 from .parameters import Problem
 
 
@@ -33,13 +37,15 @@ def five_point_laplacian(fields: np.ndarray) -> np.ndarray:
     return padded[..., 2:, 1:-1] + padded[..., :-2, 1:-1] + padded[..., 1:-1, 2:] + padded[..., 1:-1, :-2] - 4 * y
 
 
-def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """The residual maps ``D lap(y) - gamma y + c img`` of predicted fields and the fitted ``c``.
+def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Problem,
+                        diffusivity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The residual maps ``div(D grad y) - gamma y + c img`` of predicted fields and the fitted ``c``.
 
     Args:
         prediction: (n, [1,] L, L) predicted normalised fields.
         image: (n, [1,] L, L) their source images (the network's inputs).
-        problem: the constants ``D`` and ``gamma``.
+        problem: the constants ``D`` and ``gamma`` and the walls.
+        diffusivity: (n, [1,] L, L) maps where D varies (None: the constant ``problem.D``).
 
     Returns:
         ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
@@ -48,7 +54,11 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)
-    without_source = problem.D * five_point_laplacian(y) - problem.gamma * y
+    if diffusivity is None and problem.boundary == "dirichlet":
+        without_source = problem.D * five_point_laplacian(y) - problem.gamma * y
+    else:
+        D = problem.D if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
+        without_source = divergence(y, D, problem.boundary) - problem.gamma * y
     if problem.source_model == "clamped":  # held cells obey no equation; free cells have no source
         return np.where(img > 0, 0.0, without_source), np.zeros(len(y))
     power = (img * img).sum(axis=(1, 2))
@@ -56,8 +66,9 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
     return without_source + c[:, None, None] * img, c
 
 
-def residual_score(prediction: np.ndarray, image: np.ndarray, problem: Problem) -> np.ndarray:
+def residual_score(prediction: np.ndarray, image: np.ndarray, problem: Problem,
+                   diffusivity: np.ndarray | None = None) -> np.ndarray:
     """(n,) mean absolute stationary residual per sample: 0 for exact fields, larger the less
     a prediction obeys the equation."""
-    residual, _ = stationary_residual(prediction, image, problem)
+    residual, _ = stationary_residual(prediction, image, problem, diffusivity)
     return np.abs(residual).mean(axis=(1, 2))
