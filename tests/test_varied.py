@@ -208,3 +208,74 @@ def test_a_varied_data_set_stores_its_maps_and_shapes_and_shards_into_the_same_f
     merged = load(merge(parts, tmp_path / "merged.h5"))
     for name in ("inputs", "fields", "diffusivity", "source_shapes", "centers"):
         np.testing.assert_array_equal(getattr(merged, name), getattr(whole, name), err_msg=name)
+
+
+# --- Networks that read the diffusivity ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def varied_data(tmp_path_factory):
+    from pydiff.datasets.writer import generate
+
+    return generate(tmp_path_factory.mktemp("varied") / "v.h5", 40, varied(), seed=0, progress=False)
+
+
+def test_the_2024_networks_read_the_map_as_a_second_channel_and_learn(varied_data, tmp_path):
+    import torch
+
+    from pydiff.training.checkpoint import load_model
+    from pydiff.training.config import config_for
+    from pydiff.training.run import train
+
+    config = config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 16, epochs=5,
+                        batch_size=8, lr=3e-3)
+    assert config.in_channels == 2
+    result = train(config, tmp_path / "run", progress=False)
+    assert min(r["val_loss"] for r in result.history[1:]) < result.history[0]["val_loss"]
+    model, _ = load_model(tmp_path / "run")
+    assert model.encoder[0].in_channels == 2
+    # the map matters: the same images with another map give other predictions
+    from pydiff.datasets.hdf5 import load
+    from pydiff.training.data import network_inputs
+
+    data = load(varied_data)
+    x = torch.as_tensor(network_inputs(data, 2, slice(0, 4)))
+    other = x.clone()
+    other[:, 1] = 0.0  # a constant background D
+    with torch.no_grad():
+        assert not torch.allclose(model.eval()(x), model(other))
+
+
+def test_online_varied_samples_are_exact_and_training_on_them_resumes_exactly(varied_data, tmp_path):
+    import torch
+
+    from pydiff.datasets.batches import OnlineSamples
+    from pydiff.training.config import config_for
+    from pydiff.training.run import train
+
+    from .test_train import Interrupt, assert_same_run, interrupt_at
+
+    problem = varied()
+    online = OnlineSamples(problem, 4, seed=3, device=torch.device("cpu"), in_channels=2)
+    x, y = online.samples(np.arange(4))
+    assert x.shape == (4, 2, 40, 40) and y.shape == (4, 1, 40, 40)
+    maps = np.exp(x[:, 1].numpy().astype(np.float64) * np.log(problem.contrast)) * problem.D
+    exact, _ = normalise(make_solver("direct", problem)(x[:, 0].numpy(), maps))
+    assert np.abs(y[:, 0].numpy() - exact).max() < 1e-5
+
+    def config():
+        return config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 32, epochs=3,
+                          batch_size=8, training_data="online", checkpoint_every=1)
+
+    train(config(), tmp_path / "whole", progress=False)
+    with pytest.raises(Interrupt):
+        train(config(), tmp_path / "parts", progress=interrupt_at(0))
+    train(config(), tmp_path / "parts", resume=True, progress=False)
+    assert_same_run(tmp_path / "whole", tmp_path / "parts")
+
+
+def test_the_2021_surrogate_refuses_a_varied_problem_in_one_line(varied_data, tmp_path):
+    from .cli import assert_clean_failure, pydiff
+
+    result = pydiff("train", "--model", 9, "--preset", "smoke", "--data", varied_data, "--out", tmp_path / "run")
+    assert_clean_failure(result, 2, "the 2021 surrogate reads source images only")

@@ -70,7 +70,7 @@ BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 2
                 "multigrid (pyamg CG), julia (DifferentialEquations.jl).")
 
 
-PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024"]
+PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024", "quick-varied", "paper-varied"]
 
 
 def training_options(command):
@@ -78,7 +78,8 @@ def training_options(command):
     options = [
         click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
                      help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
-                     "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU)."),
+                     "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU); "
+                     "quick-varied, paper-varied (the same reading D as well, on inclusions of contrast 10; CPU / GPU)."),
         click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]),
                      help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
                      "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "

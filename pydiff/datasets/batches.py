@@ -23,15 +23,17 @@ import numpy as np
 import torch
 
 from ..problem import Problem, SourceDraw, sample_sources, source_images
+from ..problem.diffusivity import diffusivity_channel, diffusivity_maps
+from ..solvers.torch_cg import TorchCGSolver
 from ..solvers.torch_spectral import TorchSpectralSolver
 
 
 class Rows:
     """Rows of an (n, L, L) array, in memory or an HDF5 data set read on indexing, given as
-    (k, 1, L, L) float32 numpy arrays: the same code reads either."""
+    (k, 1, L, L) float32 numpy arrays (``transform`` applied): the same code reads either."""
 
-    def __init__(self, array) -> None:
-        self.array = array
+    def __init__(self, array, transform=None) -> None:
+        self.array, self.transform = array, transform
 
     def __len__(self) -> int:
         return len(self.array)
@@ -43,13 +45,33 @@ class Rows:
     def __getitem__(self, index) -> np.ndarray:
         index = np.asarray(index, dtype=np.int64)
         if self.in_memory:
-            return self.array[index][:, None]
-        # One read per sample into its place: h5py's fancy indexing of a list of rows is ~20x
-        # slower (37 against 800 inputs/s at 512^2, per-sample chunks, measured).
-        rows = np.empty((len(index), 1, *self.array.shape[1:]), dtype=np.float32)
-        for k, i in enumerate(index):
-            self.array.read_direct(rows, np.s_[i : i + 1], np.s_[k, 0:1])
-        return rows
+            rows = self.array[index][:, None]
+        else:
+            # One read per sample into its place: h5py's fancy indexing of a list of rows is ~20x
+            # slower (37 against 800 inputs/s at 512^2, per-sample chunks, measured).
+            rows = np.empty((len(index), 1, *self.array.shape[1:]), dtype=np.float32)
+            for k, i in enumerate(index):
+                self.array.read_direct(rows, np.s_[i : i + 1], np.s_[k, 0:1])
+        return rows if self.transform is None else self.transform(rows)
+
+
+class Channels:
+    """Several :class:`Rows` of the same samples side by side: (k, C, L, L) (the source image and
+    the diffusivity channel of the varied family)."""
+
+    def __init__(self, *rows: Rows) -> None:
+        self.rows = rows
+        self.array = rows[0].array
+
+    def __len__(self) -> int:
+        return len(self.rows[0])
+
+    @property
+    def in_memory(self) -> bool:
+        return all(r.in_memory for r in self.rows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.concatenate([r[index] for r in self.rows], axis=1)
 
 
 STREAM = 0x6F6E6C  # "onl": keeps the online stream apart from any other use of the run's seed
@@ -125,15 +147,20 @@ class OnlineSamples:
     """``n`` fresh exact samples of ``problem`` per epoch, made on ``device`` as they are needed.
 
     Args:
-        problem: what to sample (lattice, source counts, recipe): the data file's problem.
+        problem: what to sample (lattice, source counts, recipe, diffusivity, walls): the data
+            file's problem.
         n: samples per epoch (the training split's size it replaces, so the steps match).
         seed: the stream's seed.
-        device: where the fields are solved and the batches live.
+        device: where the fields are solved and the batches live: by the spectral solver in
+            PyTorch where D is constant, by :mod:`pydiff.solvers.torch_cg` where it varies.
+        in_channels: 2 adds each sample's diffusivity channel to its image.
     """
 
-    def __init__(self, problem: Problem, n: int, seed: int, device: torch.device) -> None:
+    def __init__(self, problem: Problem, n: int, seed: int, device: torch.device, in_channels: int = 1) -> None:
         self.problem, self.n, self.seed, self.device = problem, int(n), int(seed), torch.device(device)
-        self.solver = TorchSpectralSolver(problem, device=str(self.device))
+        self.in_channels = in_channels
+        solver = TorchSpectralSolver if problem.diffusivity == "constant" else TorchCGSolver
+        self.solver = solver(problem, device=str(self.device))
         L = problem.lattice
         self.pixels = L * L
 
@@ -146,17 +173,23 @@ class OnlineSamples:
                              for j in sample_ids])
 
     def samples(self, sample_ids) -> tuple[torch.Tensor, torch.Tensor]:
-        """(b, 1, L, L) float32 inputs and fields of stream samples ``sample_ids`` on the device."""
+        """(b, C, L, L) float32 inputs and (b, 1, L, L) fields of stream samples ``sample_ids`` on the device."""
         images = torch.from_numpy(source_images(self.problem, self.draw(sample_ids))).to(self.device)
-        u = self.solver.fields_of(images)
+        maps = diffusivity_maps(self.problem, sample_ids, [self.seed, STREAM])
+        u = self.solver.fields_of(images, None if maps is None else torch.from_numpy(maps))
         fields = (u / u.amax(dim=(-2, -1), keepdim=True)).float()
-        return images[:, None], fields[:, None]
+        inputs = images[:, None]
+        if self.in_channels == 2:
+            channel = torch.from_numpy(diffusivity_channel(maps, self.problem)).to(self.device)
+            inputs = torch.cat([inputs, channel[:, None]], dim=1)
+        return inputs, fields[:, None]
 
     def epoch_batches(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         first = epoch * self.n
         for positions in batches:
             if len(positions) == 0:  # a rank's empty share of a small global batch
-                empty = torch.zeros((0, 1, self.problem.lattice, self.problem.lattice), device=self.device)
-                yield empty, empty
+                L = self.problem.lattice
+                yield (torch.zeros((0, self.in_channels, L, L), device=self.device),
+                       torch.zeros((0, 1, L, L), device=self.device))
                 continue
             yield self.samples(first + positions.numpy())

@@ -35,7 +35,7 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
             x, y = inputs[part], fields[part]
             p = predict(model, x, batch_size, device, config.amp)
             metrics.update(p, y)
-            regions.update(p, y, x, counts[part])
+            regions.update(p, y, x[:, :1], counts[part])  # the regions of the source image
             if examples is None:
                 k = min(samples, len(part))
                 examples = {"inputs": x[:k, 0], "truth": y[:k, 0], "prediction": p[:k, 0]}

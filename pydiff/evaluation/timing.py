@@ -106,7 +106,8 @@ def time_solver(backend: str, n: int, problem: Problem | None = None, seed: int 
         return timed_solve(solver, images, diffusivity_maps(problem, range(n), seed))[1]
 
 
-def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5, amp: bool = True) -> float:
+def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats: int = 5, amp: bool = True,
+                 in_channels: int = 1) -> float:
     """Seconds per sample of ``model``'s forward pass on (batch, 1, L, L) inputs (eval mode, no
     gradients, best of ``repeats`` after one warm-up call), in the precision prediction uses
     (bf16 autocast on a GPU when ``amp``)."""
@@ -116,7 +117,7 @@ def time_forward(model, lattice: int, batch_size: int = 1, device="cpu", repeats
 
     device = torch.device(device)
     model = model.to(device).eval()
-    x = torch.rand(batch_size, 1, lattice, lattice, device=device)
+    x = torch.rand(batch_size, in_channels, lattice, lattice, device=device)
     best = float("inf")
     with torch.no_grad(), autocast(device, amp):
         for _ in range(repeats + 1):  # the first call warms up
@@ -142,7 +143,8 @@ def bench_infer(config, lattice: int, batch_sizes=(1, 256), repeats: int = 5) ->
     params = sum(p.numel() for p in model.parameters())
     return [{"network": config.network, "model": config.model, "width": config.width, "lattice": lattice,
              "parameters": params, "device": str(device), "batch_size": b,
-             "ms_per_sample": 1e3 * time_forward(model, lattice, b, device, repeats, config.amp)} for b in batch_sizes]
+             "ms_per_sample": 1e3 * time_forward(model, lattice, b, device, repeats, config.amp, config.in_channels)}
+            for b in batch_sizes]
 
 
 def time_surrogate(width: float = 1.0, batch_size: int = 1, device: str = "cpu", repeats: int = 5,
@@ -249,10 +251,10 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
     if lattice is not None:
         problem = dataclasses.replace(problem, lattice=lattice)
     L = problem.lattice
-    x = torch.rand(b, 1, L, L, device=device)
+    x = torch.rand(b, config.in_channels, L, L, device=device)
     y = torch.rand(b, 1, L, L, device=device)
     scale = 1.0 / (b * L * L)
-    online = OnlineSamples(problem, b, config.seed, device) if config.training_data == "online" else None
+    online = OnlineSamples(problem, b, config.seed, device, config.in_channels) if config.training_data == "online" else None
 
     def batch(step):  # online: the step draws and solves its own fresh samples, as in training
         return online.samples(np.arange(step * b, (step + 1) * b)) if online is not None else (x, y)
@@ -275,7 +277,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
         online_share = (time.perf_counter() - start) * train_sps / (steps * b)
 
     network.eval()
-    xe = torch.rand(config.eval_batch_size, 1, L, L, device=device)
+    xe = torch.rand(config.eval_batch_size, config.in_channels, L, L, device=device)
     with torch.no_grad(), autocast(device, config.amp):
         network(xe)
         synchronize(device)

@@ -16,10 +16,10 @@ def build_model(config) -> nn.Module:
     """The untrained network of ``config`` (a :class:`~pydiff.training.config.TrainConfig`, or
     anything with its fields); seed torch first for a reproducible one."""
     if config.network == "encdec":
-        return EncoderDecoder(config.width)
+        return EncoderDecoder(config.width, config.in_channels)
     if config.network == "unet":
-        return UNet(config.width)
+        return UNet(config.width, config.in_channels)
     if config.network == "fno":
-        return fno(config.width, config.fno_modes)
+        return fno(config.width, config.fno_modes, config.in_channels)
     return Surrogate(config.p1, config.p2, config.dropout, config.width, config.output_scale, config.output_shift,
                      config.init, config.pooling)

@@ -6,7 +6,8 @@ encoder-decoder) and any lattice size: the image is zero-padded on the right and
 next multiple of the network's total down-sampling (32 or 16) and the output cropped back, zeros
 being what the absorbing walls hold.
 
-Input and output: (batch, 1, L, L).
+Input: (batch, C, L, L), C = ``in_channels`` (1: the source image; 2: with the scaled log of
+the diffusivity, for the varied family).  Output: (batch, 1, L, L).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ class EncoderDecoder(_PadToMultiple):
 
     multiple = 32
 
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, in_channels: int = 1) -> None:
         super().__init__()
         c = [_channels(k, width) for k in (64, 128, 256, 512, 1024, 2048)]
         act = lambda: nn.LeakyReLU(LEAK_2024)  # noqa: E731
-        encoder = [nn.Conv2d(1, c[0], 3, 1, 1), nn.BatchNorm2d(c[0]), act(), nn.AvgPool2d(2)]
+        encoder = [nn.Conv2d(in_channels, c[0], 3, 1, 1), nn.BatchNorm2d(c[0]), act(), nn.AvgPool2d(2)]
         for i in range(1, 6):
             encoder += [nn.Conv2d(c[i - 1], c[i], 3, 1, 1), act()]
             if i < 5:
@@ -77,14 +78,14 @@ class UNet(_PadToMultiple):
 
     multiple = 16
 
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, in_channels: int = 1) -> None:
         super().__init__()
         c = [_channels(k, width) for k in (64, 128, 256, 512, 1024)]
 
         def block(c_in, c_out):
             return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, 1, 1), nn.ReLU())
 
-        self.down = nn.ModuleList([block(1, c[0])] + [block(c[i - 1], c[i]) for i in range(1, 5)])
+        self.down = nn.ModuleList([block(in_channels, c[0])] + [block(c[i - 1], c[i]) for i in range(1, 5)])
         self.up_conv = nn.ModuleList(
             [nn.Sequential(nn.Upsample(scale_factor=2), nn.ConvTranspose2d(c[i], c[i - 1], 3, 1, 1)) for i in range(4, 0, -1)]
         )

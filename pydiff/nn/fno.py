@@ -26,9 +26,10 @@ def neuraloperator_version() -> str:
     return getattr(neuralop, "__version__", "unknown")
 
 
-def fno(width: float = 1.0, modes: int = 16) -> nn.Module:
-    """neuraloperator's 2-D FNO with ``round(256 * width)`` hidden channels and ``modes`` modes per axis."""
+def fno(width: float = 1.0, modes: int = 16, in_channels: int = 1) -> nn.Module:
+    """neuraloperator's 2-D FNO with ``round(256 * width)`` hidden channels and ``modes`` modes per
+    axis, reading ``in_channels`` input channels."""
     neuraloperator_version()
     from neuralop.models import FNO
 
-    return FNO(n_modes=(modes, modes), hidden_channels=max(4, round(FNO_HIDDEN * width)), in_channels=1, out_channels=1)
+    return FNO(n_modes=(modes, modes), hidden_channels=max(4, round(FNO_HIDDEN * width)), in_channels=in_channels, out_channels=1)

@@ -39,7 +39,8 @@ from ..nn.fno import neuraloperator_version
 from ..problem import Problem
 from ..registry import COMPARE_BUDGET_MINUTES, LATTICE, preset_problem
 from ..training import checkpoint, distributed
-from ..training.config import config_for
+from ..training.config import config_for, with_data
+from ..training.data import network_inputs
 from .steps import data_path, ensure_data, output_dir, train_and_evaluate
 
 MODELS = NETWORKS
@@ -55,9 +56,11 @@ def format_compare(table: pd.DataFrame, fmt: str = "markdown") -> str:
 
 
 def finer_problem(problem: Problem) -> Problem:
-    """The same physical problem on a lattice twice as fine: L, the radius and the diffusion
-    length (sqrt(D / gamma), in cells) doubled."""
-    return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D)
+    """The same physical problem on a lattice twice as fine: L, the radius, the diffusion length
+    (sqrt(D / gamma), in cells) and the lognormal field's correlation length doubled (inclusion
+    radii are fractions of L already)."""
+    return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D,
+                               correlation_length=2 * problem.correlation_length)
 
 
 def epochs_for_budget(config, budget_minutes: float) -> int:
@@ -124,7 +127,7 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
         ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
         ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)
     distributed.barrier(ctx)
-    base = dataclasses.replace(base, data=str(data_path(data_dir, base.n_samples, seed, backend, problem)))
+    base = with_data(base, data_path(data_dir, base.n_samples, seed, backend, problem))
     transfer = load(data_path(data_dir, transfer_samples, seed + 1, backend, finer))
 
     rows = []
@@ -144,11 +147,13 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
         row = {"model": name, "params": sum(p.numel() for p in model.parameters()),
                "mean_res": test["mean_res"], "p99_res": test["p99_res"], "max_res": test["max_res"],
                "epochs": training["epochs_run"], "train_s": training["seconds"],
-               "infer_ms_b1": 1e3 * time_forward(model, problem.lattice, 1, device),
-               f"infer_ms_b{timing_batch}": 1e3 * time_forward(model, problem.lattice, timing_batch, device),
+               "infer_ms_b1": 1e3 * time_forward(model, problem.lattice, 1, device, in_channels=config.in_channels),
+               f"infer_ms_b{timing_batch}": 1e3 * time_forward(model, problem.lattice, timing_batch, device,
+                                                               in_channels=config.in_channels),
                "mean_res_2x": math.nan}
         if name != "surrogate":  # any lattice: the resolution transfer
-            prediction = predict(model, transfer.inputs[:, None], config.eval_batch_size, device, config.amp)
+            inputs = network_inputs(transfer, config.in_channels)
+            prediction = predict(model, inputs, config.eval_batch_size, device, config.amp)
             row["mean_res_2x"] = float(np.abs(prediction[:, 0] - transfer.fields).mean())
         rows.append(row)
         if on_model is not None:

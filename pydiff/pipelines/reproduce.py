@@ -8,13 +8,12 @@ writes the report.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from ..problem import Problem
 from ..registry import preset_problem
 from ..training import distributed
-from ..training.config import TrainConfig, config_for, differences, option_text
+from ..training.config import TrainConfig, config_for, differences, option_text, with_data
 from .steps import data_path, ensure_data, train_and_evaluate
 
 
@@ -43,5 +42,5 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
     if ctx.is_main:
         ensure_data(data_dir, config.n_samples, seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)
-    config = dataclasses.replace(config, data=str(data_path(data_dir, config.n_samples, seed, backend, problem)))
+    config = with_data(config, data_path(data_dir, config.n_samples, seed, backend, problem))
     return train_and_evaluate(config, run_dir_for(runs_dir, preset_name, model_id, seed, config), ctx, progress=progress)

@@ -31,7 +31,7 @@ from ..evaluation.figures import plot_train_size
 from ..problem import Problem
 from ..registry import preset_problem
 from ..training import distributed
-from ..training.config import TRAINING_DATA, config_for
+from ..training.config import TRAINING_DATA, config_for, with_data
 from .steps import data_path, ensure_data, output_dir, train_and_evaluate
 
 DEFAULT_FRACTIONS = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
@@ -117,6 +117,7 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
         ensure_data(data_dir, base.n_samples, data_seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)
     path = str(data_path(data_dir, base.n_samples, data_seed, backend, problem))
+    base = with_data(base, path)
     rows = []
     for kind in data:
         for fraction in fractions:

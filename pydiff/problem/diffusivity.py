@@ -56,3 +56,10 @@ def lognormal_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
     if problem.contrast == 1 or spread == 0:
         return np.full((L, L), problem.D)
     return problem.D * np.exp(np.log(problem.contrast) * field / spread)
+
+
+def diffusivity_channel(maps, problem: Problem) -> np.ndarray:
+    """What a network reads of a map: ``log(D / problem.D) / log(contrast)``, in [-1, 1] for the
+    problem's own maps (0 for the background), float32, shaped like ``maps``."""
+    scale = np.log(problem.contrast) if problem.contrast > 1 else 1.0
+    return (np.log(np.asarray(maps, dtype=np.float64) / problem.D) / scale).astype(np.float32)

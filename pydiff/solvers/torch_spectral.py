@@ -36,8 +36,9 @@ class TorchSpectralSolver(Solver):
         self.transfer = torch.as_tensor(transfer_function(problem), dtype=dtype, device=self.device)
 
     @torch.no_grad()
-    def fields_of(self, images: torch.Tensor) -> torch.Tensor:
-        """The field of (b, L, L) source images, unnormalised, in the solver's dtype and device."""
+    def fields_of(self, images: torch.Tensor, diffusivity: None = None) -> torch.Tensor:
+        """The field of (b, L, L) source images, unnormalised, in the solver's dtype and device
+        (``diffusivity``: None, the problem's constant D; the argument is :mod:`torch_cg`'s)."""
         u = self.basis @ images.to(device=self.device, dtype=self.dtype) @ self.basis_t  # to the modes
         u *= self.transfer
         return self.basis_t @ u @ self.basis  # and back

@@ -35,6 +35,7 @@ class TrainConfig:
     preset: str = ""  # the preset the defaults came from, for the record
     network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024), "fno"
     fno_modes: int = 16  # Fourier modes per axis of the FNO
+    in_channels: int = 1  # 1: the source image; 2: with the scaled log diffusivity (data whose D varies)
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)  # D1-D4; None where Table 2 builds no network (models 4-7, 12-14)
@@ -104,6 +105,10 @@ class TrainConfig:
             (self.stream in STREAM, f"unknown stream mode {self.stream!r}; choose one of {', '.join(STREAM)}"),
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
+            (self.in_channels in (1, 2), f"in_channels must be 1 or 2, got {self.in_channels}"),
+            (self.in_channels == 1 or self.network != "surrogate",
+             "the 2021 surrogate reads source images only; on a problem whose D varies train --network encdec, "
+             "unet or fno"),
         ]
         for ok, message in checks:
             if not ok:
@@ -167,6 +172,32 @@ def option_text(value) -> str:
     return "-" if value is None else str(value)
 
 
+def data_channels(data: str) -> int:
+    """Input channels a network of ``data`` reads: 2 where the file's D varies (the image and
+    the map), else 1.  A missing or unreadable file counts 1: training reports it."""
+    from pathlib import Path
+
+    from ..datasets.hdf5 import inspect
+    from ..errors import DataFileError
+
+    if not data or not Path(data).is_file():
+        return 1
+    try:
+        f, _, problem = inspect(data)
+    except DataFileError:
+        return 1
+    f.close()
+    return 2 if problem.diffusivity != "constant" else 1
+
+
+def with_data(config: TrainConfig, data) -> TrainConfig:
+    """``config`` training on the data file ``data``, reading as many input channels as it has
+    (:func:`data_channels`); checked."""
+    config = dataclasses.replace(config, data=str(data), in_channels=data_channels(str(data)))
+    config.validate()
+    return config
+
+
 def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: float | None = None,
                **overrides) -> TrainConfig:
     """A TrainConfig for Table 2's ``model_id`` under ``preset``, with explicit ``overrides``.
@@ -180,6 +211,8 @@ def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: 
         row = paper_model(model_id)
         values.update(model=row.model, p1=row.p1, p2=row.p2, dropout=row.dropout, w=row.w, loss=row.loss)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("in_channels") is None:  # the data decides: a second channel where its D varies
+        values["in_channels"] = data_channels(values.get("data") or "")
     if dropout_all is not None:
         values["dropout"] = tuple(None if d is None else float(dropout_all) for d in values.get("dropout", (0.0,) * 4))
     try:

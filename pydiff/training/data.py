@@ -8,21 +8,23 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..datasets.batches import Rows
+from ..datasets.batches import Channels, Rows
 from ..datasets.hdf5 import load
 from ..datasets.split import split_indices, training_subset
 from ..errors import DataFileError
 from ..problem import Problem
+from ..problem.diffusivity import diffusivity_channel
 from ..registry import LATTICE
 from .config import TrainConfig
 
 
 class RunArrays(NamedTuple):
-    """A run's data: inputs and fields as :class:`Rows` of (n, L, L) float32 (in memory, or read
-    from the file on indexing when they do not fit), the split, the (n,) number of sources of
-    each sample, and the problem the file poses."""
+    """A run's data: inputs (:class:`Rows`, or :class:`Channels` of the image and the diffusivity
+    channel) and fields (:class:`Rows`), read as (k, C, L, L) float32 (in memory, or from the
+    file on indexing when they do not fit), the split, the (n,) number of sources of each
+    sample, and the problem the file poses."""
 
-    inputs: Rows
+    inputs: Rows | Channels
     fields: Rows
     split: dict
     source_count: np.ndarray
@@ -77,17 +79,37 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
         n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
         if n < 3:
             raise DataFileError(f"{config.data}: {n} samples are too few to split")
+        if config.in_channels == 2 and data.diffusivity is None:
+            raise DataFileError(f"{config.data}: its D is constant; this run reads diffusivity maps (in_channels 2)")
         counts = np.asarray(data.source_count[:n])
         split = run_split(config, counts)
         lattice = data.problem.lattice
-        if 2 * n * lattice * lattice * 4 <= memory_budget:
+        arrays = 2 + (config.in_channels == 2)
+        if arrays * n * lattice * lattice * 4 <= memory_budget:
             inputs, fields = data.inputs[:n], data.fields[:n]
+            maps = data.diffusivity[:n] if config.in_channels == 2 else None
             data.close()
         else:  # h5py keeps the file open while its data sets are referenced
-            inputs, fields = data.inputs, data.fields
+            inputs, fields, maps = data.inputs, data.fields, data.diffusivity
     except BaseException:
         data.close()
         raise
     if config.inverse:  # the network maps the field back to its sources
         inputs, fields = fields, inputs
-    return RunArrays(Rows(inputs), Rows(fields), split, counts, data.problem)
+    problem = data.problem
+    rows = Rows(inputs)
+    if config.in_channels == 2:  # the image and the scaled log of the map, side by side
+        rows = Channels(rows, Rows(maps, lambda D: diffusivity_channel(D, problem)))
+    return RunArrays(rows, Rows(fields), split, counts, problem)
+
+
+def network_inputs(data, in_channels: int, index=slice(None)) -> np.ndarray:
+    """(k, C, L, L) float32 inputs of a :class:`~pydiff.datasets.hdf5.GroundTruth`'s samples
+    ``index``, as a network of ``in_channels`` reads them (the image; and the diffusivity channel)."""
+    images = np.asarray(data.inputs[index], dtype=np.float32)[:, None]
+    if in_channels == 1:
+        return images
+    if data.diffusivity is None:
+        raise DataFileError(f"{data.path}: its D is constant; this network reads diffusivity maps")
+    channel = diffusivity_channel(np.asarray(data.diffusivity[index]), data.problem)[:, None]
+    return np.concatenate([images, channel], axis=1)

@@ -57,7 +57,7 @@ def training_samples(config: TrainConfig, arrays, device: torch.device):
     fresh exact samples per epoch of the file's problem."""
     train = arrays.split["train"]
     if config.training_data == "online":
-        return OnlineSamples(arrays.problem, len(train), config.seed, device)
+        return OnlineSamples(arrays.problem, len(train), config.seed, device, config.in_channels)
     return file_samples(arrays, train, device)
 
 
