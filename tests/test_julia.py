@@ -58,7 +58,8 @@ def test_julia_source_parses():
     tree = parser.parse(source)
     assert not tree.root_node.has_error, "syntax error in julia/PyDiffGroundTruth.jl"
     text = source.decode()
-    for needle in ("module PyDiffGroundTruth", "function solve_batch", "ROCK2()", "Threads.@threads"):
+    for needle in ("module PyDiffGroundTruth", "function solve_batch", "function solve_batch_varied",
+                   "export solve_batch, solve_batch_varied", "ROCK2()", "Threads.@threads", "harmonic("):
         assert needle in text
     broken = parser.parse(source.replace(b"end # module", b"", 1).replace(b"return fields, maxima\nend", b"return (", 1))
     assert broken.root_node.has_error  # the check can fail

@@ -18,12 +18,12 @@ spectral   exact: an orthonormal transform diagonalises the operator (the refere
 timestep   adaptive Runge-Kutta-Chebyshev time integration to t_max (as ROCK2 does)     any D, t_max
 direct     sparse LU of the stationary field (clamped sources too)                     any D, stationary
 multigrid  algebraic-multigrid-preconditioned CG (pyamg), relative residual 1e-10      any D, stationary
-julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       constant D, t_max
+julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       any D, t_max
 torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  constant D
 torch-cg   batched matrix-free CG in PyTorch, preconditioned by the constant-D inverse  any D, stationary
 =========  ==========================================================================  ==================
 
-Every backend solves every wall condition (Dirichlet, Neumann, periodic) but ``julia``.
+Every backend solves every wall condition (Dirichlet, Neumann, periodic).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 ``julia/PyDiffGroundTruth.jl`` integrates ``du/dt = D (M u + u M) - gamma u + img`` with
 ``M = Tridiagonal(1, -2, 1)``, ``u(0) = img``, ``ROCK2()`` at default tolerances in Float32, as
-genData.jl did, for a whole batch per call (Julia threads over samples).
+genData.jl did, for a whole batch per call (Julia threads over samples); where D varies or the
+walls are not Dirichlet, ``solve_batch_varied`` integrates the flux form of docs/problem.md the
+same way (written and checked without Julia here: tests parse it; run it where Julia is).
 
 Julia runs in a worker process (:mod:`pydiff.solvers.worker`): :class:`JuliaSolver` is the
 parent's proxy, :class:`JuliaSession` the half that imports juliacall inside the worker.
@@ -51,7 +53,7 @@ class JuliaSession(Solver):
     """In-process Julia (used inside the worker; importing juliacall here starts Julia)."""
 
     name = "julia"
-    diffusivities, boundaries, targets = ("constant",), ("dirichlet",), ("t_max",)
+    targets = ("t_max",)
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem)
@@ -64,6 +66,7 @@ class JuliaSession(Solver):
 
             jl.include(str(source))
             self._solve_batch = jl.PyDiffGroundTruth.solve_batch
+            self._solve_batch_varied = jl.PyDiffGroundTruth.solve_batch_varied
         except Exception as exc:  # juliapkg raises anything from URLError to JuliaError
             raise BackendUnavailable(unavailable_message(exc)) from None
 
@@ -71,7 +74,12 @@ class JuliaSession(Solver):
         p = self.problem
         # Sample-first (n, L, L) C-order arrives in Julia as a PyArray with the same indices, so
         # [s, i, j] is cell (x = i, y = j) on both sides; the result converts back likewise.
-        fields, maxima = self._solve_batch(np.ascontiguousarray(images, dtype=np.float32), p.D, p.gamma, p.t_max)
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if diffusivity is None and p.boundary == "dirichlet":  # genData.jl's own equation
+            fields, maxima = self._solve_batch(images, p.D, p.gamma, p.t_max)
+        else:
+            maps = np.full(images.shape, p.D, np.float32) if diffusivity is None else diffusivity.astype(np.float32)
+            fields, maxima = self._solve_batch_varied(images, np.ascontiguousarray(maps), p.gamma, p.t_max, p.boundary)
         fields = np.array(fields, dtype=np.float64)
         return fields * np.array(maxima, dtype=np.float64)[:, None, None]
 
@@ -80,7 +88,7 @@ class JuliaSolver(WorkerSolver):
     """The ``julia`` backend: a Julia worker process kept for the whole run."""
 
     name = "julia"
-    diffusivities, boundaries, targets = ("constant",), ("dirichlet",), ("t_max",)
+    targets = ("t_max",)
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem, "pydiff.solvers.julia:JuliaSession")
