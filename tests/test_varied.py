@@ -279,3 +279,30 @@ def test_the_2021_surrogate_refuses_a_varied_problem_in_one_line(varied_data, tm
 
     result = pydiff("train", "--model", 9, "--preset", "smoke", "--data", varied_data, "--out", tmp_path / "run")
     assert_clean_failure(result, 2, "the 2021 surrogate reads source images only")
+
+
+def test_predict_reads_the_maps_of_a_varied_data_file_or_asks_for_them(varied_data, tmp_path):
+    import h5py
+
+    from pydiff.datasets.hdf5 import load
+    from pydiff.training.config import config_for
+    from pydiff.training.run import train
+
+    from .cli import assert_clean_failure, pydiff
+
+    train(config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 32, epochs=1, batch_size=8),
+          tmp_path / "run", progress=False)
+    result = pydiff("predict", tmp_path / "run", "--inputs", varied_data, "--out", tmp_path / "p.h5", "--uncertainty",
+                    "--samples", 2)
+    assert result.returncode == 0, result.stderr
+    data = load(varied_data)
+    np.save(tmp_path / "images.npy", data.inputs[:3])
+    np.save(tmp_path / "maps.npy", data.diffusivity[:3])
+    assert_clean_failure(pydiff("predict", tmp_path / "run", "--inputs", tmp_path / "images.npy", "--out",
+                                tmp_path / "q.h5"), 2, "give --diffusivity MAPS.npy")
+    result = pydiff("predict", tmp_path / "run", "--inputs", tmp_path / "images.npy", "--diffusivity",
+                    tmp_path / "maps.npy", "--out", tmp_path / "q.h5")
+    assert result.returncode == 0, result.stderr
+    with h5py.File(tmp_path / "p.h5") as whole, h5py.File(tmp_path / "q.h5") as part:
+        np.testing.assert_allclose(part["prediction"][()], whole["prediction"][:3], atol=1e-6)
+        assert whole["physics_residual"].shape == (40, 40, 40)

@@ -84,12 +84,15 @@ def table(runs, fmt, preset):
               "100x100), quick2024-encdec (the 2024 encoder-decoder, any lattice).")
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True,
               help="(n, L, L) source images: an HDF5 file with an 'inputs' data set (a pydiff data file) or a .npy file.")
+@click.option("--diffusivity", "diffusivity_path", type=click.Path(dir_okay=False),
+              help="(n, L, L) diffusivity maps (.npy, or HDF5 with 'diffusivity'), for a network of the varied family; "
+              "default: the inputs file's own 'diffusivity' data set.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write (must not exist).")
 @click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps.")
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes (with --uncertainty).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def predict(run_dir, pretrained, inputs_path, out, uncertainty, samples, device):
+def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, device):
     """Predict the fields of your own source images with a trained run (its model.safetensors)
     or a model shipped with pydiff.
 
@@ -103,6 +106,7 @@ def predict(run_dir, pretrained, inputs_path, out, uncertainty, samples, device)
 
     if (run_dir is None) == (pretrained is None):
         raise ConfigError("give either a run directory or --pretrained NAME")
-    summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device)
+    summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
+                           diffusivity_path=diffusivity_path)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")

@@ -21,14 +21,15 @@ from ..datasets.hdf5 import inspect
 from ..device import pick_device
 from ..errors import ConfigError, DataFileError
 from ..problem import Problem
+from ..problem.diffusivity import diffusivity_channel
 from ..problem.residual import stationary_residual
 from ..training import checkpoint
 from ..version import __version__
 from .predict import predict, predict_mc_dropout
 
 
-def read_images(path) -> np.ndarray:
-    """(n, L, L) float32 source images from an HDF5 file's ``inputs`` or a ``.npy`` file."""
+def read_images(path, name: str = "inputs", what: str = "source images") -> np.ndarray:
+    """(n, L, L) float32 arrays from an HDF5 file's data set ``name`` or a ``.npy`` file."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
@@ -37,19 +38,33 @@ def read_images(path) -> np.ndarray:
             images = np.load(path, allow_pickle=False)
         else:
             with h5py.File(path, "r") as f:
-                if "inputs" not in f:
-                    raise DataFileError(f"{path}: no 'inputs' data set (give (n, L, L) source images)")
-                images = f["inputs"][()]
+                if name not in f:
+                    raise DataFileError(f"{path}: no '{name}' data set (give (n, L, L) {what})")
+                images = f[name][()]
     except (OSError, ValueError) as exc:
         raise DataFileError(f"{path}: cannot be read ({exc})") from None
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3 or images.shape[1] != images.shape[2] or not len(images):
-        raise DataFileError(f"{path}: source images must be (n, L, L) with n >= 1, got shape {images.shape}")
+        raise DataFileError(f"{path}: {what} must be (n, L, L) with n >= 1, got shape {images.shape}")
     if not np.isfinite(images).all():
-        raise DataFileError(f"{path}: source images hold NaN or infinite values")
+        raise DataFileError(f"{path}: {what} hold NaN or infinite values")
     return images
+
+
+def read_diffusivity(inputs_path, diffusivity_path, images: np.ndarray) -> np.ndarray:
+    """The (n, L, L) diffusivity maps of the images: ``diffusivity_path`` (.npy or HDF5
+    ``diffusivity``), or the ``diffusivity`` data set beside the images' own ``inputs``."""
+    path = diffusivity_path or inputs_path
+    if diffusivity_path is None and Path(inputs_path).suffix == ".npy":
+        raise ConfigError("this network reads each sample's diffusivity: give --diffusivity MAPS.npy")
+    maps = read_images(path, "diffusivity", "diffusivity maps")
+    if maps.shape != images.shape:
+        raise DataFileError(f"{path}: diffusivity maps of shape {maps.shape} for images of shape {images.shape}")
+    if not (maps > 0).all():
+        raise DataFileError(f"{path}: diffusivity maps must be positive")
+    return maps
 
 
 def trained_problem(run_dir, config) -> Problem:
@@ -63,8 +78,10 @@ def trained_problem(run_dir, config) -> Problem:
 
 
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
-                 device: str = "auto", batch_size: int = 100) -> dict:
-    """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network.
+                 device: str = "auto", batch_size: int = 100, diffusivity_path=None) -> dict:
+    """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
+    for a network of the varied family, each image's diffusivity map: ``diffusivity_path``, or
+    the ``diffusivity`` data set of an HDF5 ``inputs_path``).
 
     Returns a summary: samples, lattice, and with ``uncertainty`` the mean of each score.
     """
@@ -81,14 +98,17 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     problem = trained_problem(run_dir, config)
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
+    maps = read_diffusivity(inputs_path, diffusivity_path, images) if config.in_channels == 2 else None
     x = images[:, None]
+    if maps is not None:
+        x = np.concatenate([x, diffusivity_channel(maps, problem)[:, None]], axis=1)
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
     if uncertainty:
         _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
         the_problem = dataclasses.replace(problem, lattice=images.shape[-1])  # D and gamma as trained
-        residual, _ = stationary_residual(prediction, images, the_problem)
+        residual, _ = stationary_residual(prediction, images, the_problem, maps)
         arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
         summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
     with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
