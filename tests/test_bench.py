@@ -68,3 +68,18 @@ def test_cli_bench_train_prints_the_projection():
     result = pydiff("bench", "train", "--preset", "smoke", "--steps", 1, "--batch-size", 2, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "projected_hours" in result.stdout and "bytes_per_epoch_MB" in result.stdout
+
+
+def test_the_varied_benchmark_relates_each_network_to_the_fastest_solver():
+    from pydiff.evaluation.timing import bench_varied
+
+    problem = Problem(lattice=24, radius=2, diffusivity="inclusions")
+    rows = bench_varied(problem, lattices=(24,), backends=("direct", "torch-cg"), n_delta=2, batch_sizes=(1, 2),
+                        M=100, E=10.0)
+    solvers = [r for r in rows if r["kind"] == "exact solver"]
+    networks = [r for r in rows if r["kind"] == "network"]
+    assert [r["method"] for r in solvers] == ["direct", "torch-cg"] and len(networks) == 2
+    fastest = min(r["seconds_per_sample"] for r in solvers)
+    for row in networks:
+        assert row["delta_over_epsilon"] == pytest.approx(fastest / row["seconds_per_sample"])
+        assert row["N_min"] == pytest.approx(n_min(100, 10.0, fastest, row["seconds_per_sample"]))

@@ -143,3 +143,45 @@ def bench_infer(model_id, network, width, lattice, batch_sizes, device):
     config = make_config(table2_row, None, "paper", network=network, width=width, device=device)
     click.echo(f"# {machine()}")
     click.echo(pd.DataFrame(run(config, lattice, sizes)).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+@bench.command("varied", context_settings=CONTEXT)
+@problem_options
+@click.option("--lattices", default="128,256,512", show_default=True, help="Lattices to measure at.")
+@click.option("--backends", default="direct,multigrid,torch-cg", show_default=True, help="Exact solvers timed for delta.")
+@click.option("--networks", default="encdec", show_default=True, help="Networks timed for epsilon (encdec, unet, fno).")
+@click.option("--width", type=float, default=0.125, show_default=True, help="Channel multiplier of the networks.")
+@click.option("--samples", type=int, default=4, show_default=True, help="Samples each solver is timed on.")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A finished run whose data size and training seconds are M and E (default: 10,000 and 1 h).")
+@reports_errors()
+def bench_varied(lattices, backends, networks, width, samples, run_dir, **problem_values):
+    """Eq. 4 where an exact solve is expensive (D varies): delta per exact solver and epsilon per
+    network (reading the map) at each lattice, with delta/epsilon and N_min against the fastest
+    solver.
+
+    \b
+      pydiff bench varied --diffusivity inclusions --contrast 10 --lattices 128,256,512
+    """
+    import pandas as pd
+
+    from ..errors import ConfigError, DataFileError
+    from ..evaluation.timing import bench_varied as run, machine
+    from ..training.checkpoint import read_config, read_result
+    from .options import parse_list
+
+    problem = make_problem(**problem_values)
+    if problem.diffusivity == "constant":
+        raise ConfigError("give a varied problem (--diffusivity inclusions or lognormal): with constant D the "
+                          "spectral solver is exact and faster than any network (pydiff bench)")
+    M, E = 10000, 3600.0
+    if run_dir is not None:
+        result = read_result(run_dir)
+        if result is None:
+            raise DataFileError(f"{run_dir}: the run is not finished (no result.json)")
+        M, E = read_config(run_dir).n_samples or result["n_train"], result["seconds"]
+    rows = run(problem, parse_list(lattices, int, "--lattices"), tuple(b.strip() for b in backends.split(",")),
+               tuple(n.strip() for n in networks.split(",")), width, samples, M=M, E=E)
+    click.echo(f"# {machine()}; M = {M} samples, E = {E:.0f} s")
+    with pd.option_context("display.width", 200):
+        click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))

@@ -206,6 +206,40 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
     return rows
 
 
+def bench_varied(problem: Problem, lattices=(128, 256, 512), backends=("direct", "multigrid", "torch-cg"),
+                 networks=("encdec",), width: float = 0.125, n_delta: int = 4, batch_sizes=(1, 16),
+                 M: int = 10000, E: float = 3600.0, seed: int = 0) -> "list[dict]":
+    """Eq. 4 where the exact solve is expensive: δ of each exact solver and ε of each network
+    (reading the map as a second channel) on ``problem`` at each lattice, and N_min for a
+    surrogate trained on ``M`` samples in ``E`` seconds.
+
+    One row per (lattice, method): ``seconds_per_sample``, and for the networks the fastest
+    solver's ``delta_over_epsilon`` and ``N_min`` (infinite when the network is not faster).
+    """
+    import dataclasses as dc
+
+    from ..training.config import config_for
+    from .metrics import n_min
+
+    rows = []
+    for L in lattices:
+        at_L = dc.replace(problem, lattice=L, radius=max(1, round(problem.radius * L / problem.lattice)))
+        deltas = {}
+        for backend in backends:
+            deltas[backend] = time_solver(backend, n_delta, at_L, seed)
+            rows.append({"lattice": L, "method": backend, "kind": "exact solver", "batch_size": 1,
+                         "seconds_per_sample": deltas[backend]})
+        fastest = min(deltas.values())
+        for network in networks:
+            config = config_for(None, "quick-varied", network=network, width=width, device="cpu", in_channels=2)
+            for row in bench_infer(config, L, batch_sizes, repeats=3):
+                eps = row["ms_per_sample"] / 1e3
+                rows.append({"lattice": L, "method": f"{network} x{width:g}", "kind": "network",
+                             "batch_size": row["batch_size"], "seconds_per_sample": eps,
+                             "delta_over_epsilon": fastest / eps, "N_min": n_min(M, E, fastest, eps)})
+    return rows
+
+
 def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = None) -> dict:
     """Training throughput of ``config`` (a :class:`~pydiff.training.config.TrainConfig`) on its device,
     timed on real steps (:func:`pydiff.training.step.train_step`, the function ``train`` runs), with the
