@@ -306,3 +306,18 @@ def test_predict_reads_the_maps_of_a_varied_data_file_or_asks_for_them(varied_da
     with h5py.File(tmp_path / "p.h5") as whole, h5py.File(tmp_path / "q.h5") as part:
         np.testing.assert_allclose(part["prediction"][()], whole["prediction"][:3], atol=1e-6)
         assert whole["physics_residual"].shape == (40, 40, 40)
+
+
+def test_compare_and_the_study_run_on_the_varied_preset(tmp_path, monkeypatch):
+    pytest.importorskip("neuralop")
+    from pydiff.evaluation import report
+    from pydiff.pipelines.compare import compare
+    from pydiff.pipelines.study import train_size_study
+
+    monkeypatch.setattr(report, "write_figures", lambda *args: [])
+    table = compare(("encdec", "fno"), "quick-varied", tmp_path / "cmp", tmp_path / "data", epochs=1, n_samples=200,
+                    width=1 / 32, transfer_samples=4, timing_batch=2, progress=False)
+    assert table.model.tolist() == ["encdec", "fno"] and table.mean_res_2x.notna().all()
+    study, fits = train_size_study("quick-varied", tmp_path / "size", fractions=(0.5, 1.0), seeds=(0,),
+                                   data_dir=tmp_path / "data", epochs=1, n_samples=200, width=1 / 32, progress=False)
+    assert sorted(study.n_train) == [80, 160] and np.isfinite(fits["file"].b)
