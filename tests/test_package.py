@@ -15,7 +15,8 @@ from pydiff.evaluation.predict import predict
 from pydiff.training.checkpoint import model_problem
 from pydiff.training.pretrained import load_pretrained, pretrained_dir, pretrained_names
 
-from .cli import assert_clean_failure, pydiff as run_cli
+from .cli import assert_clean_failure
+from .cli import pydiff as run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -129,7 +129,8 @@ def bench_infer(model_id, network, width, lattice, batch_sizes, device):
     import pandas as pd
 
     from ..errors import ConfigError
-    from ..evaluation.timing import bench_infer as run, machine
+    from ..evaluation.timing import bench_infer as run
+    from ..evaluation.timing import machine
     from ..registry import LATTICE
     from .options import parse_list
 
@@ -166,7 +167,8 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, **proble
     import pandas as pd
 
     from ..errors import ConfigError, DataFileError
-    from ..evaluation.timing import bench_varied as run, machine
+    from ..evaluation.timing import bench_varied as run
+    from ..evaluation.timing import machine
     from ..training.checkpoint import read_config, read_result
     from .options import parse_list
 

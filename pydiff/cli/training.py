@@ -24,10 +24,9 @@ def train(model_id, data, out, resume, **options):
     `torchrun --nproc-per-node=K -m pydiff train ...` the K ranks share each batch.
     """
     from ..errors import ConfigError
+    from ..registry import preset as preset_values
     from ..training.distributed import launched_rank, teardown
     from ..training.run import train as run
-
-    from ..registry import preset as preset_values
 
     network = options.get("network") or preset_values(options["preset"]).get("network", "surrogate")
     if model_id is None and network == "surrogate":
