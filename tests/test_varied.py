@@ -321,3 +321,31 @@ def test_compare_and_the_study_run_on_the_varied_preset(tmp_path, monkeypatch):
     study, fits = train_size_study("quick-varied", tmp_path / "size", fractions=(0.5, 1.0), seeds=(0,),
                                    data_dir=tmp_path / "data", epochs=1, n_samples=200, width=1 / 32, progress=False)
     assert sorted(study.n_train) == [80, 160] and np.isfinite(fits["file"].b)
+
+
+def test_trust_scores_a_run_of_the_varied_family_with_its_maps(varied_data, tmp_path):
+    import pandas as pd
+
+    from pydiff.pipelines.trust import trust
+    from pydiff.problem.residual import residual_score
+    from pydiff.training.config import config_for
+    from pydiff.training.run import train
+
+    run = tmp_path / "run"
+    train(config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 32, epochs=1,
+                     batch_size=8, split=(0.2, 0.6, 0.2)), run, progress=False)
+    table = trust(run, ("physics", "inverse"), inverse_epochs=1, progress=False)
+    assert table.method.tolist() == ["physics", "inverse"] and table.samples.tolist() == [24, 24]
+    # the physics score is the residual with each sample's own map
+    from pydiff.datasets.hdf5 import load
+    from pydiff.evaluation.predict import predict
+    from pydiff.training.checkpoint import load_model
+    from pydiff.training.data import network_inputs
+
+    scores = pd.read_csv(run / "trust_scores.csv")
+    data = load(varied_data)
+    index = scores["sample"].to_numpy()
+    model, _ = load_model(run)
+    prediction = predict(model, network_inputs(data, 2, index))
+    expected = residual_score(prediction, data.inputs[index], data.problem, data.diffusivity[index])
+    np.testing.assert_allclose(scores.physics, expected, rtol=1e-5)

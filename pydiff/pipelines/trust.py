@@ -29,6 +29,7 @@ import torch
 from scipy.stats import spearmanr
 
 from .. import atomic
+from ..datasets.hdf5 import load
 from ..device import memory_budget, pick_device
 from ..errors import ConfigError
 from ..evaluation.figures import plot_trust
@@ -92,7 +93,12 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
     test = arrays.split["test"]
     if len(test) < 20:
         raise ConfigError(f"{run_dir}: {len(test)} test samples are too few to rank")
-    x, y = arrays.inputs[test], arrays.fields[test]
+    x, y = arrays.inputs[test], arrays.fields[test]  # x: the image (and, where D varies, the map's channel)
+    images = x[:, :1]
+    maps = None
+    if arrays.problem.diffusivity != "constant":  # the residual needs the maps themselves
+        with load(config.data, lazy=True) as data:
+            maps = np.stack([data.diffusivity[i] for i in test])
     prediction = predict(model, x, config.eval_batch_size, device, config.amp)
     error = np.abs(prediction - y).reshape(len(test), -1)
     mean_error, max_error = error.mean(axis=1), error.max(axis=1)
@@ -100,7 +106,7 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
     scores = {}
     for method in methods:
         if method == "physics":
-            scores[method] = residual_score(prediction, x, arrays.problem)
+            scores[method] = residual_score(prediction, images, arrays.problem, maps)
         elif method == "mc-dropout":
             _, spread = predict_mc_dropout(model, x, samples, config.eval_batch_size, device, config.seed,
                                            config.amp, progress=progress)
@@ -110,9 +116,10 @@ def trust(run_dir, methods=METHODS, samples: int = 32, device: str = "auto", inv
             inverse = inverse_config(config, _inverse_epochs(inverse_run, inverse_epochs))
             train_and_evaluate(dataclasses.replace(inverse, device=str(device)), inverse_run,
                                distributed.Context(device=device), splits=("test",), progress=progress)
-            inverse_model, _ = checkpoint.load_model(inverse_run, "best", device)
-            sources = predict(inverse_model, prediction, config.eval_batch_size, device, config.amp)
-            scores[method] = np.abs(sources - x).reshape(len(test), -1).mean(axis=1)
+            inverse_model, inverse_config_used = checkpoint.load_model(inverse_run, "best", device)
+            read = prediction if inverse_config_used.in_channels == 1 else np.concatenate([prediction, x[:, 1:]], axis=1)
+            sources = predict(inverse_model, read, config.eval_batch_size, device, config.amp)
+            scores[method] = np.abs(sources - images).reshape(len(test), -1).mean(axis=1)
 
     rows = []
     for method, score in scores.items():
