@@ -65,7 +65,7 @@ def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_mode
                    correlation_length, sources, boundary, target)
 
 
-BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 256^2 and multigrid above), "
+BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 128^2 and multigrid above), "
                 "spectral (exact, fast; constant D), timestep (RKC time integration to t_max), direct (sparse LU), "
                 "multigrid (pyamg CG), julia (DifferentialEquations.jl).")
 
