@@ -349,3 +349,28 @@ def test_trust_scores_a_run_of_the_varied_family_with_its_maps(varied_data, tmp_
     prediction = predict(model, network_inputs(data, 2, index))
     expected = residual_score(prediction, data.inputs[index], data.problem, data.diffusivity[index])
     np.testing.assert_allclose(scores.physics, expected, rtol=1e-5)
+
+
+def test_a_run_is_measured_on_another_problem_of_the_family(varied_data, tmp_path):
+    import json
+
+    from pydiff.datasets.writer import generate
+    from pydiff.evaluation.evaluate import evaluate, evaluate_on
+    from pydiff.training.config import config_for
+    from pydiff.training.run import train
+
+    from .cli import pydiff
+
+    run = tmp_path / "run"
+    train(config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 32, epochs=1, batch_size=8),
+          run, progress=False)
+    # on its own data file, every sample: the mean of the split's errors weighted by their sizes
+    whole = evaluate_on(run, varied_data, batch_size=7)
+    splits = evaluate(run, ("train", "test", "val"))
+    assert whole["n_samples"] == 40
+    assert whole["mean_res"] == pytest.approx(sum(r["mean_res"] * r["n_samples"] for r in splits.values()) / 40)
+    higher = generate(tmp_path / "contrast30.h5", 12, varied(contrast=30.0), seed=9, progress=False)
+    result = pydiff("evaluate", run, "--data", higher)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "on-contrast30.json").read_text())
+    assert report["n_samples"] == 12 and report["problem"]["contrast"] == 30.0 and report["mean_res"] > 0

@@ -26,12 +26,31 @@ def print_comparison(results, fmt: str = "text", models=None) -> None:
 @main.command(context_settings=CONTEXT)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--splits", default="test", show_default=True, help="Comma-separated: test, train, val.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Another data file to measure the run on (all of it).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def evaluate(run_dir, splits, device):
-    """Metrics of a trained run on its own test split, written to metrics.json with figures."""
+def evaluate(run_dir, splits, data, device):
+    """Metrics of a trained run on its own test split, written to metrics.json with figures; or
+    with --data, on every sample of another data file (how the network generalises), written to
+    RUN/on-NAME.json.
+
+    \b
+      pydiff evaluate runs/varied64 --data data/varied64-contrast30.h5
+    """
     from ..errors import ConfigError
     from ..pipelines.steps import evaluate_run
+
+    if data is not None:
+        from pathlib import Path
+
+        from ..evaluation.report import write_transfer_report
+
+        result, path = write_transfer_report(run_dir, data, device)
+        click.echo(f"{run_dir} on {data}: {result['n_samples']} samples")
+        click.echo(f"  mean residual {result['mean_res']:.4g}, 99th percentile {result['p99_res']:.4g}, "
+                   f"max {result['max_res']:.4g}")
+        click.echo(f"wrote {Path(path)}")
+        return
 
     chosen = tuple(s.strip() for s in splits.split(","))
     if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:

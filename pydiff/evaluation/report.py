@@ -127,3 +127,18 @@ def write_run_report(run_dir, by_split: dict[str, dict], config, training: dict 
         atomic.write_text(table.to_csv(index=False), run_dir / checkpoint.TABLE)
     write_figures(run_dir, by_split, label)
     return metrics
+
+
+def write_transfer_report(run_dir, data_path, device: str = "auto") -> tuple[dict, Path]:
+    """A run's metrics on every sample of another data file, written to ``RUN/on-NAME.json``
+    (with that file's problem): the generalisation table's row."""
+    from ..datasets.hdf5 import inspect
+    from .evaluate import evaluate_on
+
+    result = evaluate_on(run_dir, data_path, device=device)
+    f, _, problem = inspect(data_path)
+    f.close()
+    path = Path(run_dir) / f"on-{Path(data_path).stem}.json"
+    atomic.write_text(json.dumps({"data": str(data_path), "problem": problem.to_attrs(), **_jsonable(result)},
+                                 indent=2), path)
+    return result, path
