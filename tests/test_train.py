@@ -251,6 +251,9 @@ def test_epochs_may_change_on_resume_only_under_a_constant_learning_rate(data, t
     train(smoke(data, epochs=2, **constant), tmp_path / "short", progress=False)
     with pytest.raises(ConfigError, match="has trained 2 epochs already"):
         train(smoke(data, epochs=1, **constant), tmp_path / "short", resume=True, progress=False)
+    with pytest.raises(Interrupt):  # continued, the run is unfinished again until it ends
+        train(smoke(data, epochs=4, **constant), tmp_path / "short", resume=True, progress=interrupt_at(2))
+    assert not (tmp_path / "short" / "result.json").exists()
     extended = train(smoke(data, epochs=3, **constant), tmp_path / "short", resume=True, progress=False)
     whole = train(smoke(data, epochs=3, **constant), tmp_path / "whole", progress=False)
     assert [r["train_loss"] for r in extended.history] == [r["train_loss"] for r in whole.history]

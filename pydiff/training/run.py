@@ -100,6 +100,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     if ctx.is_main:
         run_dir.mkdir(exist_ok=True)
         checkpoint.write_config(config, run_dir)
+        (run_dir / checkpoint.RESULT).unlink(missing_ok=True)  # a run continued (more epochs) is unfinished again
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
