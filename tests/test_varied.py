@@ -259,7 +259,7 @@ def test_online_varied_samples_are_exact_and_training_on_them_resumes_exactly(va
     online = OnlineSamples(problem, 4, seed=3, device=torch.device("cpu"), in_channels=2)
     x, y = online.samples(np.arange(4))
     assert x.shape == (4, 2, 40, 40) and y.shape == (4, 1, 40, 40)
-    maps = np.exp(x[:, 1].numpy().astype(np.float64) * np.log(problem.contrast)) * problem.D
+    maps = 10.0 ** x[:, 1].numpy().astype(np.float64) * problem.D
     exact, _ = normalise(make_solver("direct", problem)(x[:, 0].numpy(), maps))
     assert np.abs(y[:, 0].numpy() - exact).max() < 1e-5
 

@@ -59,7 +59,8 @@ def lognormal_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
 
 
 def diffusivity_channel(maps, problem: Problem) -> np.ndarray:
-    """What a network reads of a map: ``log(D / problem.D) / log(contrast)``, in [-1, 1] for the
-    problem's own maps (0 for the background), float32, shaped like ``maps``."""
-    scale = np.log(problem.contrast) if problem.contrast > 1 else 1.0
-    return (np.log(np.asarray(maps, dtype=np.float64) / problem.D) / scale).astype(np.float32)
+    """What a network reads of a map: ``log10(D / problem.D)`` (0 for the background, +-1 for
+    the default contrast of 10), float32, shaped like ``maps``.  A fixed scale, not the problem's
+    own contrast: a network must see a contrast of 30 as more than one of 10 (with the contrast
+    as scale, a model trained at 10 read maps of contrast 3 and 30 as its own, and missed by 2x)."""
+    return np.log10(np.asarray(maps, dtype=np.float64) / problem.D).astype(np.float32)
