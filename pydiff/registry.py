@@ -59,6 +59,8 @@ def paper_model(model_id: int) -> PaperModel:
     return rows[model_id]
 
 
+# The CPU presets checkpoint every epoch: an epoch is minutes there and a checkpoint a second,
+# and a SIGKILL (an OOM kill, a lost session) should cost at most one epoch, not the run.
 # `paper`: the original DiffSolve.jl (Adam 5e-6, batch 25, 800 epochs, Flux's Glorot-uniform
 # initialisation, fixed batches whose order is shuffled each epoch).  `quick`: see docs/training.md.
 PRESETS: dict[str, dict] = {
@@ -70,7 +72,7 @@ PRESETS: dict[str, dict] = {
     "quick": {
         "n_samples": 10000, "width": 0.125, "batch_size": 16, "lr": 1e-3, "lr_schedule": "cosine",
         "epochs": 9, "output_scale": 0.14, "output_shift": 0.095, "init": "kaiming", "rollback": "paper",
-        "recalibrate_bn": True,
+        "recalibrate_bn": True, "checkpoint_every": 1,
     },
     "smoke": {
         "n_samples": 40, "width": 0.0625, "batch_size": 8, "lr": 1e-3, "lr_schedule": "cosine",
@@ -90,14 +92,14 @@ PRESETS: dict[str, dict] = {
     "quick2024": {
         "network": "encdec", "n_samples": 10000, "split": (0.8, 0.1, 0.1), "select_on": "val",
         "width": 0.125, "loss": "tanh-MAE", "w": 1.0, "batch_size": 50, "lr": 1e-3, "lr_schedule": "cosine",
-        "epochs": 20, "init": "default", "rollback": "off",
+        "epochs": 20, "init": "default", "rollback": "off", "checkpoint_every": 1,
     },
     # The varied family (inclusions of contrast 10, zero walls) on a 2-core CPU: the quick2024
     # set-up, with the encoder-decoder reading the diffusivity as a second channel.
     "quick-varied": {
         "network": "encdec", "n_samples": 10000, "split": (0.8, 0.1, 0.1), "select_on": "val",
         "width": 0.125, "loss": "tanh-MAE", "w": 1.0, "batch_size": 50, "lr": 1e-3, "lr_schedule": "cosine",
-        "epochs": 20, "init": "default", "rollback": "off",
+        "epochs": 20, "init": "default", "rollback": "off", "checkpoint_every": 1,
     },
     # ... and at the papers' 512^2, for GPUs: the 2024 code's training on 2,000 samples per count.
     "paper-varied": {

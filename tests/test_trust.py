@@ -51,12 +51,17 @@ def run(tmp_path_factory):
 
 
 def test_trust_scores_every_method(run):
-    result = pydiff("trust", run / "run", "--samples", 4, "--inverse-epochs", 1)
+    result = pydiff("trust", run / "run", "--method", "all", "--samples", 4, "--inverse-epochs", 1,
+                    "--ensemble-size", 2, "--ensemble-epochs", 1)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(run / "run" / "trust.csv")
-    assert table.method.tolist() == ["mc-dropout", "physics", "inverse"]
-    assert table.samples.tolist() == [24] * 3
+    methods = ["mc-dropout", "physics", "inverse", "a-posteriori", "learned", "ensemble"]
+    assert table.method.tolist() == methods + ["exact"]
+    assert table.samples.tolist() == [24] * 7
+    assert (table.ms_per_sample > 0).all() and table.solver.iloc[-1] == "spectral"
     assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "model.safetensors").is_file()
+    assert all((run / "run" / "ensemble" / f"member-{k}" / "model.safetensors").is_file() for k in (0, 1))
+    table = table.iloc[:-1]
     scores = pd.read_csv(run / "run" / "trust_scores.csv")
     assert len(scores) == 24 and scores["sample"].is_unique
     # Computed here without pydiff's scoring: the true errors of the test samples, the physics
@@ -74,11 +79,17 @@ def test_trust_scores_every_method(run):
     rest = data.problem.D * lap - data.problem.gamma * prediction
     c = -(rest * x).sum(axis=(1, 2)) / (x * x).sum(axis=(1, 2))
     np.testing.assert_allclose(scores.physics, np.abs(rest + c[:, None, None] * x).mean(axis=(1, 2)), rtol=1e-5)
+    # with constant D the a-posteriori estimate is the true error (to the t_max transient)
+    np.testing.assert_allclose(scores["a-posteriori"], scores.mean_res, atol=1e-5)
+    np.testing.assert_allclose(scores["a-posteriori_max"], scores.max_res, atol=1e-5)
+    assert (scores.learned > 0).all() and (scores.ensemble > 0).all()
     for row in table.itertuples():
         assert spearmanr(scores[row.method], scores.mean_res).statistic == pytest.approx(row.spearman_mean)
-        assert spearmanr(scores[row.method], scores.max_res).statistic == pytest.approx(row.spearman_max)
+        assert spearmanr(scores[f"{row.method}_max"], scores.max_res).statistic == pytest.approx(row.spearman_max)
         hit = float(scores[row.method].idxmax() == scores.mean_res.idxmax())
         assert row.precision_worst5 == row.recall_worst5 == hit
+        hit = float(scores[f"{row.method}_max"].idxmax() == scores.max_res.idxmax())
+        assert row.precision_worst5_max == row.recall_worst5_max == hit
     _, inverse = load_model(run / "run" / "inverse")
     assert inverse.inverse and inverse.network == "encdec"
 

@@ -334,8 +334,9 @@ def test_trust_scores_a_run_of_the_varied_family_with_its_maps(varied_data, tmp_
     run = tmp_path / "run"
     train(config_for(None, "quick-varied", data=str(varied_data), n_samples=40, width=1 / 32, epochs=1,
                      batch_size=8, split=(0.2, 0.6, 0.2)), run, progress=False)
-    table = trust(run, ("physics", "inverse"), inverse_epochs=1, progress=False)
-    assert table.method.tolist() == ["physics", "inverse"] and table.samples.tolist() == [24, 24]
+    table = trust(run, ("physics", "inverse", "a-posteriori"), inverse_epochs=1, progress=False, iterations=80)
+    assert table.method.tolist() == ["physics", "inverse", "a-posteriori", "exact"]
+    assert table.samples.tolist() == [24] * 4 and table.solver.iloc[-1] == "direct"
     # the physics score is the residual with each sample's own map
     from pydiff.datasets.hdf5 import load
     from pydiff.evaluation.predict import predict
@@ -349,6 +350,9 @@ def test_trust_scores_a_run_of_the_varied_family_with_its_maps(varied_data, tmp_
     prediction = predict(model, network_inputs(data, 2, index))
     expected = residual_score(prediction, data.inputs[index], data.problem, data.diffusivity[index])
     np.testing.assert_allclose(scores.physics, expected, rtol=1e-5)
+    # and the a-posteriori estimate, the error equation solved to convergence, is the true error
+    np.testing.assert_allclose(scores["a-posteriori"], scores.mean_res, atol=1e-5)
+    np.testing.assert_allclose(scores["a-posteriori_max"], scores.max_res, atol=1e-5)
 
 
 def test_a_run_is_measured_on_another_problem_of_the_family(varied_data, tmp_path):

@@ -109,9 +109,12 @@ def table(runs, fmt, preset):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write (must not exist).")
 @click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps.")
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes (with --uncertainty).")
+@click.option("--max-error", type=float, help="Answer from the network only where the calibrated bound on a sample's max "
+              "error is at most this (field units, peak 1); solve the others exactly. Needs pydiff calibrate RUN first; "
+              "writes bound and served beside prediction.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, device):
+def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, max_error, device):
     """Predict the fields of your own source images with a trained run (its model.safetensors)
     or a model shipped with pydiff.
 
@@ -126,6 +129,41 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
     if (run_dir is None) == (pretrained is None):
         raise ConfigError("give either a run directory or --pretrained NAME")
     summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
-                           diffusivity_path=diffusivity_path)
+                           diffusivity_path=diffusivity_path, max_error=max_error)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
+    if max_error is not None:
+        extra += (f"; {summary['served']:.1%} served by the network (bound <= {max_error:g}), the rest solved exactly; "
+                  f"{1e3 * summary['seconds_per_answer']:.3g} ms per answer")
     click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--alpha", type=float, default=0.05, show_default=True,
+              help="Miscoverage: a new sample's max error exceeds its bound with probability at most alpha.")
+@click.option("--iterations", type=click.IntRange(min=0), default=10, show_default=True,
+              help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower).")
+@click.option("--device", default="auto", show_default=True)
+@reports_errors(data_error_code=2)
+def calibrate(run_dir, alpha, iterations, device):
+    """Calibrate a bound on each prediction's max error: RUN/calibration.json.
+
+    Split conformal prediction on the run's validation split, normalised by the a-posteriori
+    error estimate: for a new sample of the same problem family, P(max error > bound) <= alpha.
+    Checked on the test split: coverage, and the fraction the network would serve at max errors
+    0.05, 0.1 and 0.2 with the violations among them.  Then: pydiff predict RUN --max-error EPS.
+    """
+    from ..evaluation.bound import calibrate as run
+
+    result = run(run_dir, alpha, iterations, device)
+    click.echo(f"bound = {result['quantile']:.3g} x the a-posteriori max-error estimate ({result['iterations']} CG steps), "
+               f"alpha {alpha:g}, from {result['n_calibration']} validation samples")
+    test = result.get("test")
+    if test:
+        click.echo(f"test split ({test['n']} samples): coverage {test['coverage']:.3f} (goal >= {1 - alpha:g}), "
+                   f"ms per sample: network {test['ms_network']:.3g}, estimate {test['ms_estimator']:.3g}, "
+                   f"exact {test['ms_exact']:.3g} ({test['exact_solver']})")
+        for row in test["by_max_error"]:
+            click.echo(f"  max error {row['max_error']:g}: {row['served']:.1%} served, {row['violations']} above it "
+                       f"({row['violation_rate_served']:.3f} of those served)")
+    click.echo(f"wrote {run_dir}/calibration.json")

@@ -4,13 +4,16 @@
 pydiff data file qualifies) or a ``.npy`` array — runs a trained run's best network on them and
 writes an HDF5 file with ``prediction`` and, when asked, ``mc_dropout_std`` (per-pixel spread
 of dropout-on predictions) and ``physics_residual`` (the stationary equation's residual maps,
-:mod:`pydiff.problem.residual`).  The output is written under a temporary name and renamed when
+:mod:`pydiff.problem.residual`).  With a ``max_error`` and a calibrated run, each sample is
+answered by the network only where its calibrated bound is at most that, and solved exactly
+otherwise (:mod:`pydiff.evaluation.bound`): ``bound`` and ``served`` are written beside.  The output is written under a temporary name and renamed when
 complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import h5py
@@ -25,6 +28,7 @@ from ..problem.diffusivity import diffusivity_channel
 from ..problem.residual import stationary_residual
 from ..training import checkpoint
 from ..version import __version__
+from .bound import read_calibration, serve
 from .predict import predict, predict_mc_dropout
 
 
@@ -78,12 +82,14 @@ def trained_problem(run_dir, config) -> Problem:
 
 
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
-                 device: str = "auto", batch_size: int = 100, diffusivity_path=None) -> dict:
+                 device: str = "auto", batch_size: int = 100, diffusivity_path=None,
+                 max_error: float | None = None) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
     for a network of the varied family, each image's diffusivity map: ``diffusivity_path``, or
     the ``diffusivity`` data set of an HDF5 ``inputs_path``).
 
-    Returns a summary: samples, lattice, and with ``uncertainty`` the mean of each score.
+    Returns a summary: samples, lattice, with ``uncertainty`` the mean of each score, and with
+    ``max_error`` the fraction served by the network and the seconds per answer.
     """
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
@@ -94,6 +100,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         raise ConfigError(f"--samples must be at least 2, got {samples}")
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
+    calibration = None if max_error is None else read_calibration(run_dir)
     images = read_images(inputs_path)
     problem = trained_problem(run_dir, config)
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
@@ -102,9 +109,17 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     x = images[:, None]
     if maps is not None:
         x = np.concatenate([x, diffusivity_channel(maps, problem)[:, None]], axis=1)
+    start = time.perf_counter()
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
+    if calibration is not None:
+        if images.shape[-1] != problem.lattice:
+            raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}; the bound was calibrated at {problem.lattice}")
+        answers = serve(prediction, images, problem, maps, max_error, calibration, str(device))
+        arrays.update(prediction=answers["prediction"], bound=answers["bound"], served=answers["served"])
+        summary.update(served=float(answers["served"].mean()), cg_iterations=answers["cg_iterations"],
+                       seconds_per_answer=(time.perf_counter() - start) / len(images))
     if uncertainty:
         _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
         the_problem = dataclasses.replace(problem, lattice=images.shape[-1])  # D and gamma as trained
@@ -116,5 +131,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
             out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
         out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
                          mc_dropout_samples=samples if uncertainty else 0)
+        if calibration is not None:
+            out.attrs.update(max_error=max_error, alpha=calibration["alpha"], guarantee=calibration["guarantee"])
     return summary
 

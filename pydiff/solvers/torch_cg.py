@@ -89,21 +89,24 @@ class TorchCGSolver(Solver):
         r_hat /= self.problem.gamma - mean_D[:, None, None] * self.modes
         return self.basis_t @ r_hat @ self.basis
 
-    @torch.no_grad()
-    def fields_of(self, images: torch.Tensor, diffusivity: torch.Tensor | None = None) -> torch.Tensor:
-        """Stationary fields of (b, L, L) images (and maps; None: the constant ``problem.D``)."""
-        s = images.to(device=self.device, dtype=self.dtype)
-        D = (torch.full_like(s, self.problem.D) if diffusivity is None
+    def _operator(self, diffusivity: torch.Tensor | None, like: torch.Tensor):
+        """The batch's operator and the geometric mean of each map (its preconditioner's D)."""
+        D = (torch.full_like(like, self.problem.D) if diffusivity is None
              else diffusivity.to(device=self.device, dtype=self.dtype))
-        A = TorchOperator(D, self.problem.gamma, self.problem.boundary)
-        mean_D = torch.exp(torch.log(D).mean(dim=(1, 2)))
-        u = self._precondition(s, mean_D)  # the constant-D answer: a close first guess
-        r = s - A(u)
+        return TorchOperator(D, self.problem.gamma, self.problem.boundary), torch.exp(torch.log(D).mean(dim=(1, 2)))
+
+    def _cg(self, A: TorchOperator, mean_D: torch.Tensor, rhs: torch.Tensor, u: torch.Tensor, target: torch.Tensor,
+            max_iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preconditioned CG on ``A u = rhs`` from ``u`` until every sample's residual norm is at
+        most ``target`` (b,) or ``max_iterations`` have run: ``(u, r)``."""
+        r = rhs - A(u)
+        self.iterations = 0
+        if bool((r.flatten(1).norm(dim=1) <= target).all()):
+            return u, r
         z = self._precondition(r, mean_D)
         p = z.clone()
         rz = (r * z).sum(dim=(1, 2))
-        target = self.tol * s.flatten(1).norm(dim=1)
-        for self.iterations in range(1, self.max_iterations + 1):
+        for self.iterations in range(1, max_iterations + 1):
             Ap = A(p)
             alpha = rz / (p * Ap).sum(dim=(1, 2))
             active = (r.flatten(1).norm(dim=1) > target).to(self.dtype)  # converged samples stay put
@@ -111,15 +114,44 @@ class TorchCGSolver(Solver):
             u += alpha[:, None, None] * p
             r -= alpha[:, None, None] * Ap
             if bool((r.flatten(1).norm(dim=1) <= target).all()):
-                return u
+                break
             z = self._precondition(r, mean_D)
             rz_new = (r * z).sum(dim=(1, 2))
             beta = torch.where(active > 0, rz_new / rz, torch.zeros_like(rz))
             p = z + beta[:, None, None] * p
             rz = torch.where(active > 0, rz_new, rz)
+        return u, r
+
+    @torch.no_grad()
+    def fields_of(self, images: torch.Tensor, diffusivity: torch.Tensor | None = None,
+                  initial: torch.Tensor | None = None) -> torch.Tensor:
+        """Stationary fields of (b, L, L) images (and maps; None: the constant ``problem.D``).
+
+        ``initial``: (b, L, L) first guesses of the unnormalised fields (a network's prediction
+        times its scale: a warm start); None: the constant-D answer, itself a close guess."""
+        s = images.to(device=self.device, dtype=self.dtype)
+        A, mean_D = self._operator(diffusivity, s)
+        u = (self._precondition(s, mean_D) if initial is None
+             else initial.to(device=self.device, dtype=self.dtype).clone())
+        target = self.tol * s.flatten(1).norm(dim=1)
+        u, r = self._cg(A, mean_D, s, u, target, self.max_iterations)
+        if bool((r.flatten(1).norm(dim=1) <= target).all()):
+            return u
         worst = float((r.flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)).max())
         raise ConfigError(f"torch-cg did not reach a relative residual of {self.tol:g} in {self.max_iterations} "
                           f"iterations (reached {worst:.2e})")
+
+    @torch.no_grad()
+    def approximate(self, rhs: torch.Tensor, diffusivity: torch.Tensor | None = None, iterations: int = 3) -> torch.Tensor:
+        """``A^-1 rhs`` after ``iterations`` preconditioned CG steps from the constant-D answer
+        (0 steps: that answer alone, exact where D is constant): a cheap solve of an error
+        equation, where the first digits are what matter.  No tolerance, no error."""
+        if iterations < 0:
+            raise ConfigError(f"iterations must be >= 0, got {iterations}")
+        r = rhs.to(device=self.device, dtype=self.dtype)
+        A, mean_D = self._operator(diffusivity, r)
+        round_off = 1e-13 * r.flatten(1).norm(dim=1)  # every step asked for, short of round-off (or a zero rhs)
+        return self._cg(A, mean_D, r, self._precondition(r, mean_D), round_off, iterations)[0]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         D = None if diffusivity is None else torch.as_tensor(diffusivity)

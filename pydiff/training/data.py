@@ -113,3 +113,12 @@ def network_inputs(data, in_channels: int, index=slice(None)) -> np.ndarray:
         raise DataFileError(f"{data.path}: its D is constant; this network reads diffusivity maps")
     channel = diffusivity_channel(np.asarray(data.diffusivity[index]), data.problem)[:, None]
     return np.concatenate([images, channel], axis=1)
+
+
+def sample_maps(config: TrainConfig, indices) -> np.ndarray | None:
+    """The (k, L, L) diffusivity maps of a run's samples ``indices`` as stored (not the network's
+    scaled channel: the equation needs D itself); None where D is constant."""
+    with load(config.data, lazy=True) as data:
+        if data.diffusivity is None:
+            return None
+        return np.stack([data.diffusivity[i] for i in indices]) if len(indices) else None

@@ -1,0 +1,69 @@
+"""The a-posteriori error estimate: the true error where the error equation is solved exactly."""
+
+import numpy as np
+import pytest
+
+from pydiff.errors import ConfigError
+from pydiff.evaluation.aposteriori import error_estimate, implied_fields
+from pydiff.problem import Problem, sample_sources, source_images
+from pydiff.problem.diffusivity import diffusivity_maps
+from pydiff.solvers import make_solver, normalise
+
+
+def damaged(fields: np.ndarray, seed: int) -> np.ndarray:
+    """Predictions with errors a network makes: a smooth bias and noise where the field is."""
+    rng = np.random.default_rng(seed)
+    L = fields.shape[-1]
+    bias = 0.03 * np.sin(np.arange(L) / 5.0)[None, :, None] * rng.uniform(0.5, 2.0, (len(fields), 1, 1))
+    return (fields + bias + 0.05 * fields * rng.standard_normal(fields.shape)).astype(np.float32)
+
+
+def exact(problem: Problem, n: int, seed: int, backend: str):
+    images = source_images(problem, sample_sources(problem, n, seed))
+    maps = None if problem.diffusivity == "constant" else diffusivity_maps(problem, range(n), seed)
+    with make_solver(backend, problem) as solver:
+        return images, maps, normalise(solver(images, maps))[0]
+
+
+def test_with_constant_d_the_estimate_is_the_true_error_of_the_papers_problem(small_problem):
+    # the papers' target is u(t_max), not the stationary field: equal to its 1e-6 transient
+    images, _, fields = exact(small_problem, 6, 0, "spectral")
+    prediction = damaged(fields, 1)
+    estimate = error_estimate(prediction, images, small_problem, iterations=0)
+    truth = np.abs(prediction - fields)
+    assert truth.max(axis=(1, 2)).min() > 0.02  # the errors are not small
+    np.testing.assert_allclose(estimate, truth, atol=1e-5)
+
+
+@pytest.mark.parametrize("boundary", ["neumann", "periodic"])
+def test_with_constant_d_and_other_walls_the_estimate_is_the_true_error(boundary):
+    problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024", boundary=boundary)
+    images, _, fields = exact(problem, 4, 2, "spectral")
+    prediction = damaged(fields, 3)
+    np.testing.assert_allclose(error_estimate(prediction, images, problem, iterations=0),
+                               np.abs(prediction - fields), atol=1e-5)
+
+
+@pytest.mark.parametrize("diffusivity", ["inclusions", "lognormal"])
+def test_where_d_varies_the_estimate_converges_to_the_true_error(diffusivity):
+    problem = Problem(lattice=40, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity=diffusivity)
+    images, maps, fields = exact(problem, 6, 4, "direct")
+    prediction = damaged(fields, 5)
+    truth = np.abs(prediction - fields)
+    np.testing.assert_allclose(error_estimate(prediction, images, problem, maps, iterations=80), truth, atol=1e-5)
+    # and a few steps already give each sample's worst error to its first digit or better
+    few = error_estimate(prediction, images, problem, maps, iterations=15).max(axis=(1, 2))
+    assert np.abs(few / truth.max(axis=(1, 2)) - 1).max() < 0.2
+    # while the constant-D inverse alone (0 steps) is not the answer where D varies
+    assert np.abs(error_estimate(prediction, images, problem, maps, iterations=0) - truth).max() > 1e-3
+
+
+def test_an_exact_prediction_implies_itself(small_problem):
+    images, _, fields = exact(small_problem, 3, 6, "spectral")
+    np.testing.assert_allclose(implied_fields(fields, images, small_problem, iterations=0), fields, atol=1e-5)
+
+
+def test_clamped_sources_are_refused_in_one_line():
+    problem = Problem(lattice=24, radius=3, n_sources=2, source_model="clamped")
+    with pytest.raises(ConfigError, match="production source model"):
+        error_estimate(np.zeros((1, 24, 24)), np.zeros((1, 24, 24)), problem)
