@@ -73,6 +73,21 @@ BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 1
 PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024", "quick-varied", "paper-varied"]
 
 
+def parse_labels(value):
+    """--labels all|none|FRACTION -> 1.0, 0.0 or the fraction (None: the preset's)."""
+    from ..errors import ConfigError
+
+    if value is None:
+        return None
+    named = {"all": 1.0, "none": 0.0}
+    if value in named:
+        return named[value]
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"--labels takes all, none or a fraction, got {value!r}") from None
+
+
 def training_options(command):
     """Options shared by `train`, `reproduce` and `bench train`: each overrides the preset's value."""
     options = [
@@ -104,6 +119,13 @@ def training_options(command):
         click.option("--training-data", type=click.Choice(["file", "online"]),
                      help="file: the training split; online: as many fresh exact samples of the file's problem every "
                      "epoch, solved on the training device (seeded, never repeated)."),
+        click.option("--physics-weight", type=float,
+                     help="Add this weight times the physics loss (the residual of the discrete stationary equation, "
+                     "its unknown scale fitted, plus the peak's distance from 1) to the data loss; any network."),
+        click.option("--labels", "labels",
+                     help="Fraction of training samples whose fields the data loss sees: all (default), none (physics "
+                     "alone: with --training-data online no solver runs at all), or a number in (0, 1) (few labels "
+                     "plus physics on every sample). Needs --physics-weight > 0 unless all."),
         click.option("--shuffle", type=click.Choice(["samples", "batches"]),
                      help="samples: new batches every epoch; batches: fixed batches in a new order each epoch (the original code; paper preset)."),
         click.option("--dropout", "dropout_all", type=float, help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."),
@@ -161,4 +183,5 @@ def make_config(model, data, preset, **options):
     from ..training.config import config_for
 
     options["split"] = parse_split(options.get("split"))
+    options["labels"] = parse_labels(options.get("labels"))
     return config_for(model, preset, data=str(data) if data else "", **options)

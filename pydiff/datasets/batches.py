@@ -16,6 +16,8 @@ so the held-out samples of the data file are not drawn again.
 
 from __future__ import annotations
 
+import math
+
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -154,13 +156,16 @@ class OnlineSamples:
         device: where the fields are solved and the batches live: by the spectral solver in
             PyTorch where D is constant, by :mod:`pydiff.solvers.torch_cg` where it varies.
         in_channels: 2 adds each sample's diffusivity channel to its image.
+        labelled: False: no solver at all, the fields are NaN (physics-informed training
+            learns from the images and maps alone).
     """
 
-    def __init__(self, problem: Problem, n: int, seed: int, device: torch.device, in_channels: int = 1) -> None:
+    def __init__(self, problem: Problem, n: int, seed: int, device: torch.device, in_channels: int = 1,
+                 labelled: bool = True) -> None:
         self.problem, self.n, self.seed, self.device = problem, int(n), int(seed), torch.device(device)
         self.in_channels = in_channels
         solver = TorchSpectralSolver if problem.diffusivity == "constant" else TorchCGSolver
-        self.solver = solver(problem, device=str(self.device))
+        self.solver = solver(problem, device=str(self.device)) if labelled else None
         L = problem.lattice
         self.pixels = L * L
 
@@ -176,8 +181,11 @@ class OnlineSamples:
         """(b, C, L, L) float32 inputs and (b, 1, L, L) fields of stream samples ``sample_ids`` on the device."""
         images = torch.from_numpy(source_images(self.problem, self.draw(sample_ids))).to(self.device)
         maps = diffusivity_maps(self.problem, sample_ids, [self.seed, STREAM])
-        u = self.solver.fields_of(images, None if maps is None else torch.from_numpy(maps))
-        fields = (u / u.amax(dim=(-2, -1), keepdim=True)).float()
+        if self.solver is None:
+            fields = torch.full_like(images, math.nan)
+        else:
+            u = self.solver.fields_of(images, None if maps is None else torch.from_numpy(maps))
+            fields = (u / u.amax(dim=(-2, -1), keepdim=True)).float()
         inputs = images[:, None]
         if self.in_channels == 2:
             channel = torch.from_numpy(diffusivity_channel(maps, self.problem)).to(self.device)
@@ -193,3 +201,25 @@ class OnlineSamples:
                        torch.zeros((0, 1, L, L), device=self.device))
                 continue
             yield self.samples(first + positions.numpy())
+
+
+class PartlyLabelled:
+    """Samples of which only some keep their fields: the others' are NaN, for a loss that learns
+    from them without labels (:func:`pydiff.training.step.loss_function`).
+
+    Args:
+        samples: any of the sample sets above.
+        labelled: (n,) bool, per position of ``samples``.
+    """
+
+    def __init__(self, samples, labelled: np.ndarray) -> None:
+        self.samples, self.labelled = samples, torch.as_tensor(np.asarray(labelled, dtype=bool))
+        self.pixels = samples.pixels
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def epoch_batches(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for (x, y), positions in zip(self.samples.epoch_batches(epoch, batches), batches):
+            keep = self.labelled[positions].to(y.device)[:, None, None, None]
+            yield x, torch.where(keep, y, torch.full_like(y, math.nan))

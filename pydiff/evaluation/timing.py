@@ -279,11 +279,11 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
     torch.manual_seed(config.seed)
     model, network = build_network(config, Context(device=device))
     optimizer = make_optimizer(model, config, device)
-    loss_sum = loss_function(config)
     b = config.batch_size
     problem = Problem(**preset_problem(config.preset)) if config.preset else Problem()
     if lattice is not None:
         problem = dataclasses.replace(problem, lattice=lattice)
+    loss_sum = loss_function(config, problem)
     L = problem.lattice
     x = torch.rand(b, config.in_channels, L, L, device=device)
     y = torch.rand(b, 1, L, L, device=device)

@@ -55,6 +55,8 @@ class TrainConfig:
     select_on: str = "val"  # the held-out split that picks the best epoch: "val", or "test" (the 2024 code)
     training_data: str = "file"  # "file": the training split; "online": fresh exact samples every step
     inverse: bool = False  # learn the source image from the field (the 2024 conclusions' inverse network)
+    physics_weight: float = 0.0  # weight of the physics loss (pydiff.nn.physics) per sample, beside the data loss
+    labels: float = 1.0  # fraction of training samples whose fields the data loss sees (0: none; physics alone)
     stream: str = "auto"  # read the data file batch by batch: "auto" (when it does not fit), "always", "never"
     epochs: int = 800
     batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
@@ -103,6 +105,14 @@ class TrainConfig:
              f"unknown training data {self.training_data!r}; choose one of {', '.join(TRAINING_DATA)}"),
             (not (self.inverse and self.training_data == "online"), "an inverse network trains on a data file, not online"),
             (self.stream in STREAM, f"unknown stream mode {self.stream!r}; choose one of {', '.join(STREAM)}"),
+            (self.physics_weight >= 0 and math.isfinite(self.physics_weight),
+             f"physics weight must be >= 0, got {self.physics_weight}"),
+            (0 <= self.labels <= 1, f"labels must be a fraction in [0, 1] (0: none), got {self.labels}"),
+            (self.labels == 1 or self.physics_weight > 0,
+             "samples without labels teach only through the physics loss: give --physics-weight > 0"),
+            (self.labels in (0, 1) or self.training_data == "file",
+             "online samples are all labelled or none (--labels none); a fraction of labels needs a data file"),
+            (not (self.inverse and self.physics_weight > 0), "the physics loss is the forward equation's, not the inverse's"),
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
             (self.in_channels in (1, 2), f"in_channels must be 1 or 2, got {self.in_channels}"),

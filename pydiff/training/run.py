@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..datasets.batches import OnlineSamples, StreamedSamples, TensorSamples
+from ..datasets.batches import OnlineSamples, PartlyLabelled, StreamedSamples, TensorSamples
 from ..device import fast_paths, memory_budget
 from ..errors import ConfigError
 from ..nn.build import build_model
@@ -57,8 +57,23 @@ def training_samples(config: TrainConfig, arrays, device: torch.device):
     fresh exact samples per epoch of the file's problem."""
     train = arrays.split["train"]
     if config.training_data == "online":
-        return OnlineSamples(arrays.problem, len(train), config.seed, device, config.in_channels)
-    return file_samples(arrays, train, device)
+        return OnlineSamples(arrays.problem, len(train), config.seed, device, config.in_channels,
+                             labelled=config.labels > 0)
+    samples = file_samples(arrays, train, device)
+    if config.labels < 1:
+        samples = PartlyLabelled(samples, labelled_positions(len(train), config.labels, config.seed))
+    return samples
+
+
+LABELS = 0x6C6162  # "lab": the labelled subset's own random stream
+
+
+def labelled_positions(n: int, fraction: float, seed: int) -> np.ndarray:
+    """(n,) bool: which of ``n`` training samples keep their labels, ``round(fraction n)`` of
+    them chosen at random by ``seed``."""
+    keep = np.zeros(n, dtype=bool)
+    keep[np.random.default_rng([seed, LABELS]).permutation(n)[: round(fraction * n)]] = True
+    return keep
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
@@ -112,6 +127,8 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
         val_data = train_data  # the same samples: one copy on the device
     else:
         val_data = file_samples(arrays, arrays.split["train"], ctx.device)
+    if config.labels == 0:  # no labels anywhere: the best epoch is the one that obeys the equation best
+        val_data = PartlyLabelled(val_data, np.zeros(len(val_data), dtype=bool))
 
     module, network = build_network(config, ctx)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),

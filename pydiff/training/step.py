@@ -14,6 +14,8 @@ import torch
 
 from ..device import autocast, fast_paths
 from ..nn.losses import make_loss
+from ..nn.physics import PhysicsLoss
+from ..problem import Problem
 from .config import TrainConfig
 
 
@@ -32,9 +34,31 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
     return torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8, fused=fast_paths(device))
 
 
-def loss_function(config: TrainConfig) -> Callable:
-    """The run's loss with its weights, summed over the batch (callers divide)."""
-    return make_loss(config.loss, config.w, config.loss_w2, reduction="sum", delta=config.loss_delta)
+def loss_function(config: TrainConfig, problem: Problem | None = None) -> Callable:
+    """The run's loss ``loss(prediction, y, x)``, summed over the batch (callers divide by the
+    batch's pixels): the data loss on the samples that have labels, plus ``physics_weight`` times
+    each sample's physics loss (:mod:`pydiff.nn.physics`) times its pixels, so that after the
+    division it is the weight times the batch's mean physics loss.
+
+    A sample without a label has a NaN field; its data term is made exactly zero (the prediction
+    stands in for the target, detached: no gradient), which keeps the step free of host syncs.
+    ``problem``: the equation the physics loss reads (needed when ``physics_weight`` > 0).
+    """
+    data = make_loss(config.loss, config.w, config.loss_w2, reduction="sum", delta=config.loss_delta)
+    if config.physics_weight == 0:
+        return lambda prediction, y, x: data(prediction, y)
+    if problem is None:
+        raise ValueError("the physics loss needs the problem")
+    physics, weight = PhysicsLoss(problem), config.physics_weight
+
+    def total(prediction: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        pixels = prediction[0].numel()
+        loss = weight * pixels * physics(prediction, x).sum()
+        if config.labels > 0:
+            loss = loss + data(prediction, torch.where(torch.isnan(y), prediction.detach(), y))
+        return loss
+
+    return total
 
 
 def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Callable, scale: float,
@@ -46,7 +70,7 @@ def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor, loss_sum: Cal
     """
     with autocast(device, amp):
         prediction = model(x)
-    total = loss_sum(prediction.float(), y)
+    total = loss_sum(prediction.float(), y, x)
     optimizer.zero_grad(set_to_none=True)
     (total * scale).backward()
     optimizer.step()

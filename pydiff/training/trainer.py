@@ -83,7 +83,7 @@ class Trainer:
         self.val_data = val_data
         self.progress = progress
         self.device = ctx.device
-        self.loss_sum = loss_function(config)
+        self.loss_sum = loss_function(config, problem)
         self.pixels = train_data.pixels
         self.pool = SnapshotPool(module, optimizer)
         self.rollback = RollBack(config.rollback, config.rollback_C, config.rollback_m, config.rollback_s)
@@ -135,7 +135,7 @@ class Trainer:
         for x, y in self.val_data.epoch_batches(0, self._eval_batches(n)):
             with autocast(self.device, self.config.amp):
                 prediction = self.network(x)
-            total += self.loss_sum(prediction.float(), y)
+            total += self.loss_sum(prediction.float(), y, x)
         distributed.all_reduce_sum(total, self.ctx)
         return float(total) / (n * self.pixels)
 
