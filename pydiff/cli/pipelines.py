@@ -193,3 +193,38 @@ def trust(run_dir, methods, samples, inverse_epochs, iterations, ensemble_size, 
                 ensemble_size=ensemble_size, ensemble_epochs=ensemble_epochs)
     click.echo(table.drop(columns="samples").to_string(index=False, na_rep="", float_format=lambda v: f"{v:.3g}"))
     click.echo(f"wrote {run_dir}/trust.csv and trust.png")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True,
+              help="Source image(s): (L, L) or (n, L, L) in a .npy file, or an HDF5 file's 'inputs' data set.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="HDF5 file to write (must not exist): 'field' (n, L, L), peak 1, with 'seconds' and 'residual' per image.")
+@click.option("--D", "D", default=1.0, show_default=True, help="Diffusion constant.")
+@click.option("--gamma", default=1 / 400, show_default="1/400", help="Decay rate.")
+@click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic"]), default="dirichlet",
+              show_default=True, help="Walls, as the lattice problem's.")
+@click.option("--iterations", type=click.IntRange(min=1), default=3000, show_default=True, help="Adam steps per image.")
+@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="DGM units per layer.")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True, help="DGM layers.")
+@click.option("--points", type=click.IntRange(min=8), default=256, show_default=True,
+              help="Collocation points per step, drawn afresh (as many again near the sources).")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="First learning rate (cosine to lr/100).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@reports_errors(data_error_code=2)
+def pinn(inputs_path, out, D, gamma, boundary, iterations, width, layers, points, lr, seed, device):
+    """Solve the stationary equation of each source image with a physics-informed network.
+
+    The Deep Galerkin method, per image: a network u(x, y) is fitted to D lap(u) - gamma u + f = 0
+    with the lattice's walls, from collocation points alone (no solver, no data). Slow and
+    approximate beside the exact solvers (see the README's "which method when"); it is here to
+    show what a per-instance PINN costs and reaches on this problem.
+    """
+    from ..device import pick_device
+    from ..pipelines.pinn import pinn_file
+
+    summary = pinn_file(inputs_path, out, D, gamma, boundary, iterations=iterations, width=width, layers=layers,
+                        points=points, lr=lr, seed=seed, device=str(pick_device(device)))
+    click.echo(f"wrote {out}: {summary['samples']} fields of {summary['lattice']}x{summary['lattice']} "
+               f"in {summary['seconds']:.1f} s")

@@ -65,8 +65,8 @@ def bilinear(image: torch.Tensor, points: torch.Tensor, boundary: str) -> torch.
     return out
 
 
-def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width: int = 64, layers: int = 3,
-             points: int = 2048, lr: float = 2e-3, seed: int = 0, device: str = "cpu",
+def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width: int = 32, layers: int = 2,
+             points: int = 256, lr: float = 3e-3, seed: int = 0, device: str = "cpu",
              progress: bool = False) -> tuple[np.ndarray, dict]:
     """Fit the stationary field of one (L, L) source image.
 
