@@ -165,5 +165,6 @@ def calibrate(run_dir, alpha, iterations, device):
                    f"exact {test['ms_exact']:.3g} ({test['exact_solver']})")
         for row in test["by_max_error"]:
             click.echo(f"  max error {row['max_error']:g}: {row['served']:.1%} served, {row['violations']} above it "
-                       f"({row['violation_rate_served']:.3f} of those served)")
+                       f"({row['violation_rate_served']:.3f} of those served); {row['ms_per_answer']:.3g} ms per answer "
+                       f"against {row['ms_exact_all']:.3g} solving all")
     click.echo(f"wrote {run_dir}/calibration.json")
