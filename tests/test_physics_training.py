@@ -78,14 +78,15 @@ def test_physics_only_training_runs_no_solver_at_all(tmp_path, monkeypatch):
         raise AssertionError("a solver ran in physics-only training")
 
     monkeypatch.setattr(torch_cg.TorchCGSolver, "fields_of", no_solver)
-    config = config_for(None, "quick-varied", data=str(data), n_samples=30, width=1 / 32, epochs=3, batch_size=6,
-                        training_data="online", labels=0.0, physics_weight=1.0, lr=3e-3)
+    config = config_for(None, "quick-varied", data=str(data), n_samples=30, width=1 / 32, epochs=6, batch_size=6,
+                        training_data="online", labels=0.0, physics_weight=1.0, lr=1e-2)
     result = train(config, tmp_path / "run", progress=False)
     import pandas as pd
 
     log = pd.read_csv(tmp_path / "run" / "log.csv")
-    assert log.train_loss.iloc[-1] < log.train_loss.iloc[0]  # it learns from the equation alone
-    assert result.epochs_run == 3
+    # it learns from the equation alone: the held-out physics loss (the same samples each epoch) falls
+    assert log.val_loss.iloc[-1] < 0.95 * log.val_loss.iloc[0]
+    assert result.epochs_run == 6
 
 
 def test_label_options_are_checked_in_one_line(tmp_path):

@@ -83,10 +83,11 @@ class TorchCGSolver(Solver):
         self.modes = ev[:, None] + ev[None, :]  # (L, L), <= 0
         self.iterations = 0
 
-    def _precondition(self, r: torch.Tensor, mean_D: torch.Tensor) -> torch.Tensor:
-        """The exact inverse of ``gamma - mean_D lap`` (each sample its own constant D)."""
+    def constant_inverse(self, r: torch.Tensor, mean_D: torch.Tensor) -> torch.Tensor:
+        """The exact inverse of ``gamma - mean_D lap`` (each sample its own constant D) applied to
+        (b, L, L) ``r``: CG's preconditioner, and the physics loss's filter (:mod:`pydiff.nn.physics`)."""
         r_hat = self.basis @ r @ self.basis_t
-        r_hat /= self.problem.gamma - mean_D[:, None, None] * self.modes
+        r_hat = r_hat / (self.problem.gamma - mean_D[:, None, None] * self.modes)  # out of place: autograd
         return self.basis_t @ r_hat @ self.basis
 
     def _operator(self, diffusivity: torch.Tensor | None, like: torch.Tensor):
@@ -103,7 +104,7 @@ class TorchCGSolver(Solver):
         self.iterations = 0
         if bool((r.flatten(1).norm(dim=1) <= target).all()):
             return u, r
-        z = self._precondition(r, mean_D)
+        z = self.constant_inverse(r, mean_D)
         p = z.clone()
         rz = (r * z).sum(dim=(1, 2))
         for self.iterations in range(1, max_iterations + 1):
@@ -115,7 +116,7 @@ class TorchCGSolver(Solver):
             r -= alpha[:, None, None] * Ap
             if bool((r.flatten(1).norm(dim=1) <= target).all()):
                 break
-            z = self._precondition(r, mean_D)
+            z = self.constant_inverse(r, mean_D)
             rz_new = (r * z).sum(dim=(1, 2))
             beta = torch.where(active > 0, rz_new / rz, torch.zeros_like(rz))
             p = z + beta[:, None, None] * p
@@ -131,7 +132,7 @@ class TorchCGSolver(Solver):
         times its scale: a warm start); None: the constant-D answer, itself a close guess."""
         s = images.to(device=self.device, dtype=self.dtype)
         A, mean_D = self._operator(diffusivity, s)
-        u = (self._precondition(s, mean_D) if initial is None
+        u = (self.constant_inverse(s, mean_D) if initial is None
              else initial.to(device=self.device, dtype=self.dtype).clone())
         target = self.tol * s.flatten(1).norm(dim=1)
         u, r = self._cg(A, mean_D, s, u, target, self.max_iterations)
@@ -151,7 +152,7 @@ class TorchCGSolver(Solver):
         r = rhs.to(device=self.device, dtype=self.dtype)
         A, mean_D = self._operator(diffusivity, r)
         round_off = 1e-13 * r.flatten(1).norm(dim=1)  # every step asked for, short of round-off (or a zero rhs)
-        return self._cg(A, mean_D, r, self._precondition(r, mean_D), round_off, iterations)[0]
+        return self._cg(A, mean_D, r, self.constant_inverse(r, mean_D), round_off, iterations)[0]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         D = None if diffusivity is None else torch.as_tensor(diffusivity)
