@@ -167,7 +167,7 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
 @click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
               "remove it to train it with other epochs.")
-@click.option("--iterations", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
               help="a-posteriori: preconditioned CG steps on the error equation (more: closer to the true error, slower).")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
 @click.option("--ensemble-epochs", type=click.IntRange(min=1),

@@ -30,7 +30,7 @@ from ..problem import Problem
 from ..problem.residual import stationary_residual
 from ..solvers.torch_cg import TorchCGSolver
 
-ITERATIONS = 10  # preconditioned CG steps on the error equation (0: the constant-D inverse alone)
+ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the constant-D inverse alone)
 
 
 def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
