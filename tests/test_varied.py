@@ -378,3 +378,61 @@ def test_a_run_is_measured_on_another_problem_of_the_family(varied_data, tmp_pat
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "on-contrast30.json").read_text())
     assert report["n_samples"] == 12 and report["problem"]["contrast"] == 30.0 and report["mean_res"] > 0
+
+
+# --- Data sets mixing wall conditions -----------------------------------------------------------
+
+
+def test_a_mixed_wall_data_set_solves_each_sample_with_its_own_walls_and_shards_alike(tmp_path):
+    from pydiff.datasets.hdf5 import load
+    from pydiff.datasets.shards import merge
+    from pydiff.datasets.writer import generate
+    from pydiff.problem.parameters import BOUNDARIES
+    from pydiff.problem.walls import sample_walls, wall_problem
+
+    problem = varied("mixed", "inclusions")
+    whole = load(generate(tmp_path / "w.h5", 12, problem, seed=5, progress=False))
+    assert whole.walls.dtype == np.uint8 and set(whole.walls) == {0, 1, 2}  # all three conditions drawn
+    np.testing.assert_array_equal(whole.walls, sample_walls(problem, range(12), 5))
+    for k in range(12):  # each field is its own walls' exact field, by an independent solver
+        single = wall_problem(problem, whole.walls[k])
+        assert single.boundary == BOUNDARIES[whole.walls[k]]
+        with make_solver("multigrid", single) as solver:
+            expected, _ = normalise(solver(whole.inputs[k:k + 1], whole.diffusivity[k:k + 1]))
+        assert np.abs(whole.fields[k] - expected[0]).max() < 1e-6
+    parts = [generate(tmp_path / f"p{i}.h5", 12, problem, seed=5, progress=False, shard=(i, 2)) for i in range(2)]
+    merged = load(merge(parts, tmp_path / "m.h5"))
+    np.testing.assert_array_equal(merged.walls, whole.walls)
+    np.testing.assert_array_equal(merged.fields, whole.fields)
+
+
+def test_a_network_of_mixed_walls_reads_them_as_two_planes_and_anything_that_needs_them_says_so(tmp_path):
+    from pydiff.datasets.hdf5 import load
+    from pydiff.datasets.writer import generate
+    from pydiff.evaluation.evaluate import evaluate_on
+    from pydiff.training.config import config_for
+    from pydiff.training.data import network_inputs
+    from pydiff.training.run import train
+
+    from .cli import assert_clean_failure, pydiff
+
+    mixed = generate(tmp_path / "m.h5", 30, varied("mixed", "inclusions"), seed=1, progress=False)
+    config = config_for(None, "quick-varied", data=str(mixed), n_samples=30, width=1 / 32, epochs=1, batch_size=6)
+    assert config.in_channels == 4  # the image, the map, the neumann and the periodic plane
+    train(config, tmp_path / "run", progress=False)
+    data = load(mixed)
+    x = network_inputs(data, 4, np.arange(30))
+    assert x.shape == (30, 4, 40, 40)
+    np.testing.assert_array_equal(x[:, 2, 0, 0], data.walls == 1)
+    np.testing.assert_array_equal(x[:, 3, 0, 0], data.walls == 2)
+    assert (x[:, 2:] == x[:, 2:, :1, :1]).all()  # constant planes
+    # a file of one wall condition gives every sample its planes
+    neumann = generate(tmp_path / "n.h5", 6, varied("neumann", "inclusions"), seed=2, progress=False)
+    assert (network_inputs(load(neumann), 4)[:, 2] == 1).all()
+    assert evaluate_on(tmp_path / "run", neumann)["n_samples"] == 6
+    # what needs each sample's walls and is not built for them refuses in one line
+    assert_clean_failure(pydiff("trust", tmp_path / "run"), 2, "mixing wall conditions")
+    assert_clean_failure(pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / "p",
+                                "--physics-weight", "1", "--epochs", "1"), 2, "mixing wall conditions")
+    assert_clean_failure(pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / "o",
+                                "--training-data", "online", "--epochs", "1"), 2, "mixed wall conditions")

@@ -38,9 +38,10 @@ def problem_options(command):
         click.option("--sources", type=click.Choice(["disks", "ellipses", "mixed"]), default="disks", show_default=True,
                      help="Source shapes: disks (the papers'), ellipses of the disk's area (aspect 1-3, any "
                      "orientation), or mixed."),
-        click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic"]), default="dirichlet",
-                     show_default=True, help="Walls: dirichlet (zero values outside, the papers'), neumann (no flux), "
-                     "periodic."),
+        click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic", "mixed"]),
+                     default="dirichlet", show_default=True,
+                     help="Walls: dirichlet (zero values outside, the papers'), neumann (no flux), periodic, or mixed "
+                     "(each sample draws one of the three; stored per sample, read by the networks as two planes)."),
         click.option("--target", type=click.Choice(["auto", "t_max", "stationary"]), default="auto", show_default=True,
                      help="The field: at t_max (the papers' code) or stationary; auto: t_max for the papers' problem, "
                      "stationary for every other."),

@@ -3,8 +3,9 @@
 Format version 3 (versions 1 and 2 are read too; docs/problem.md): datasets ``inputs`` and
 ``fields`` (n, L, L) float32, ``centers`` (n, k, 2) int16 (1-based x, y), ``values`` (n, k)
 float32, ``field_max`` (n,) float32 and ``source_count`` (n,) int16; where D varies
-``diffusivity`` (n, L, L) float32, and where sources are not all disks ``source_shapes`` (n, k, 2)
-float32 (aspect ratio, orientation); the problem (wall condition, diffusivity model, contrast,
+``diffusivity`` (n, L, L) float32, where sources are not all disks ``source_shapes`` (n, k, 2)
+float32 (aspect ratio, orientation), and where the walls are mixed ``walls`` (n,) uint8 (each
+sample's, an index into ``dirichlet, neumann, periodic``); the problem (wall condition, diffusivity model, contrast,
 source shape and target included), the backend, the seed and ``n_complete`` (rows that are
 final) as file attributes.  A merged file
 (:mod:`pydiff.datasets.shards`) holds virtual data sets pointing into its parts.
@@ -30,7 +31,7 @@ FORMAT_VERSION = 3  # 3: the varied family (diffusivity, source_shapes); 2: setu
 READABLE_VERSIONS = (1, 2, 3)
 ARRAYS = ("inputs", "fields", "centers", "values", "field_max", "source_count")
 ARRAYS_V1 = ARRAYS[:-1]
-OPTIONAL_ARRAYS = ("diffusivity", "source_shapes")  # version 3, where the problem has them
+OPTIONAL_ARRAYS = ("diffusivity", "source_shapes", "walls")  # version 3, where the problem has them
 PARTIAL_SUFFIX = ".partial"
 
 
@@ -63,8 +64,8 @@ class GroundTruth:
     ``inputs``, ``fields`` (n, L, L), ``centers`` (n, k, 2), ``values`` (n, k), ``field_max``
     and ``source_count`` (n,) are numpy arrays, or, when loaded with ``lazy=True``, h5py datasets
     read on indexing (a version-1 file's ``source_count`` is made up: all ``n_sources``);
-    ``diffusivity`` (n, L, L) and ``source_shapes`` (n, k, 2) likewise, or None where the D is
-    constant and the sources are disks.
+    ``diffusivity`` (n, L, L), ``source_shapes`` (n, k, 2) and ``walls`` (n,) likewise, or None
+    where the D is constant, the sources are disks and the walls are one condition.
     ``ds[i]`` gives ``(input, field)`` as (1, L, L) float32 arrays, so a GroundTruth is a map-style
     data set for ``torch.utils.data.DataLoader``.
     """
@@ -80,6 +81,7 @@ class GroundTruth:
     source_count: np.ndarray
     diffusivity: np.ndarray | None = None
     source_shapes: np.ndarray | None = None
+    walls: np.ndarray | None = None
     _file: h5py.File | None = None
 
     def __len__(self) -> int:
@@ -120,9 +122,10 @@ def _arrays(attrs: dict) -> tuple[str, ...]:
 
 def optional_arrays(problem: Problem) -> tuple[str, ...]:
     """The version-3 data sets ``problem`` needs: ``diffusivity`` where D varies,
-    ``source_shapes`` where sources are not all disks."""
+    ``source_shapes`` where sources are not all disks, ``walls`` where the walls are mixed."""
     return (("diffusivity",) if problem.diffusivity != "constant" else ()) + \
-        (("source_shapes",) if problem.sources != "disks" else ())
+        (("source_shapes",) if problem.sources != "disks" else ()) + \
+        (("walls",) if problem.boundary == "mixed" else ())
 
 
 def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
@@ -159,7 +162,7 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
             raise DataFileError(f"{path}: bad problem attributes ({exc})") from None
         n, L, k = int(attrs["n"]), problem.lattice, problem.n_sources
         expected = {"inputs": (n, L, L), "fields": (n, L, L), "centers": (n, k, 2), "values": (n, k), "field_max": (n,),
-                    "source_count": (n,), "diffusivity": (n, L, L), "source_shapes": (n, k, 2)}
+                    "source_count": (n,), "diffusivity": (n, L, L), "source_shapes": (n, k, 2), "walls": (n,)}
         for name in _arrays(attrs):
             shape = expected[name]
             if f[name].shape != shape:

@@ -22,6 +22,7 @@ from ..atomic import fsync_path
 from ..errors import ConfigError, Interrupted
 from ..problem import Problem, sample_sources, source_images
 from ..problem.diffusivity import diffusivity_maps
+from ..problem.walls import sample_walls
 from ..signals import stop_on_signals
 from ..version import __version__
 from .hdf5 import FORMAT, FORMAT_VERSION, INPUT_FILTER, _attrs, _plain, inspect, optional_arrays, partial_path
@@ -54,6 +55,8 @@ def _create(path: Path, attrs: dict, problem: Problem, n: int) -> h5py.File:
         f.create_dataset("diffusivity", (n, L, L), np.float32, chunks=(1, L, L), **INPUT_FILTER)
     if "source_shapes" in optional_arrays(problem):
         f.create_dataset("source_shapes", (n, k, 2), np.float32, chunks=(min(n, 4096), k, 2))
+    if "walls" in optional_arrays(problem):
+        f.create_dataset("walls", (n,), np.uint8, chunks=(min(n, 4096),))
     f.attrs.update(attrs)
     f.attrs["n_complete"] = 0
     _sync(f)  # from here on the file is a readable, empty data set, whenever the process dies
@@ -183,8 +186,10 @@ def generate(
                     images = source_images(problem, part)
                     # each map from its sample's own seed: the same whatever the shard or batch
                     maps = diffusivity_maps(problem, range(first_sample + lo, first_sample + hi), seed)
+                    walls = sample_walls(problem, range(first_sample + lo, first_sample + hi), seed)
                     packed = compressor.submit(_deflate_rows, images) if threaded else None
-                    fields, field_max = normalise(solver(images, maps), in_place=True)  # the solver's own array
+                    u = solver(images, maps) if walls is None else solver(images, maps, walls)
+                    fields, field_max = normalise(u, in_place=True)  # the solver's own array
                     if packed is None:
                         f["inputs"][lo:hi] = images
                     else:
@@ -199,6 +204,8 @@ def generate(
                         f["diffusivity"][lo:hi] = maps
                     if part.shapes is not None:
                         f["source_shapes"][lo:hi] = part.shapes
+                    if walls is not None:
+                        f["walls"][lo:hi] = walls
                     # The rows reach the disk before the count that declares them does: a process
                     # killed at any moment leaves a file whose first n_complete rows are final.
                     _sync(f)

@@ -26,7 +26,9 @@ from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
 from ..problem.residual import stationary_residual
+from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
+from ..training.config import channel_layout
 from ..version import __version__
 from .bound import read_calibration, serve
 from .predict import predict, predict_mc_dropout
@@ -71,6 +73,34 @@ def read_diffusivity(inputs_path, diffusivity_path, images: np.ndarray) -> np.nd
     return maps
 
 
+def read_walls(inputs_path, n: int) -> np.ndarray:
+    """The (n,) wall conditions of the images in ``inputs_path``: its ``walls`` data set (a
+    pydiff data file of mixed walls), or every sample the file's own walls."""
+    path = Path(inputs_path)
+    if path.suffix == ".npy":
+        raise ConfigError("this network reads each sample's walls: give an HDF5 file with a 'walls' data set "
+                          "(0 dirichlet, 1 neumann, 2 periodic), such as a pydiff data file")
+    f, _, problem = inspect(path) if _is_pydiff(path) else (None, None, None)
+    if f is not None:
+        with f:
+            return np.asarray(f["walls"][:n]) if "walls" in f else constant_walls(problem, n)
+    with h5py.File(path, "r") as g:
+        if "walls" not in g or g["walls"].shape != (n,):
+            raise DataFileError(f"{path}: no 'walls' data set of shape ({n},); this network reads each sample's walls")
+        walls = np.asarray(g["walls"][()])
+    if walls.max(initial=0) > 2:
+        raise DataFileError(f"{path}: walls must be 0 (dirichlet), 1 (neumann) or 2 (periodic)")
+    return walls
+
+
+def _is_pydiff(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as g:
+            return g.attrs.get("format") == "pydiff.dataset"
+    except OSError:
+        raise DataFileError(f"{path}: cannot be read as HDF5") from None
+
+
 def trained_problem(run_dir, config) -> Problem:
     """The problem (lattice, D, gamma, ...) a run's model was trained on: recorded in its model
     file, or for a pydiff 0.1 run read from its data file."""
@@ -105,10 +135,13 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     problem = trained_problem(run_dir, config)
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
-    maps = read_diffusivity(inputs_path, diffusivity_path, images) if config.in_channels == 2 else None
+    reads_map, reads_walls = channel_layout(config.in_channels)
+    maps = read_diffusivity(inputs_path, diffusivity_path, images) if reads_map else None
     x = images[:, None]
     if maps is not None:
         x = np.concatenate([x, diffusivity_channel(maps, problem)[:, None]], axis=1)
+    if reads_walls:  # a network of mixed walls: each sample's, from the inputs file
+        x = np.concatenate([x, wall_planes(read_walls(inputs_path, len(images)), images.shape[-1])], axis=1)
     start = time.perf_counter()
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}

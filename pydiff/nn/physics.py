@@ -46,6 +46,9 @@ class PhysicsLoss:
         if problem.source_model != "production":
             raise ConfigError("the physics loss needs the production source model (clamped sources hold "
                               "cells at fixed values, with no source term to balance)")
+        if problem.boundary == "mixed":
+            raise ConfigError("the physics loss of data sets mixing wall conditions is not built yet (it needs each "
+                              "sample's walls); train on one wall condition, or without --physics-weight")
         self.problem = problem
         self._filters: dict = {}  # (device, dtype) -> the constant-D inverse
 

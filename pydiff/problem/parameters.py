@@ -22,7 +22,8 @@ SOURCE_MODELS = ("production", "clamped")
 SETUPS = ("paper2021", "paper2024")
 DIFFUSIVITIES = ("constant", "inclusions", "lognormal")
 SOURCE_SHAPES = ("disks", "ellipses", "mixed")
-BOUNDARIES = ("dirichlet", "neumann", "periodic")
+BOUNDARIES = ("dirichlet", "neumann", "periodic")  # the walls one sample can have
+BOUNDARY_CHOICES = BOUNDARIES + ("mixed",)  # "mixed": each sample draws one of BOUNDARIES (pydiff.problem.walls)
 TARGETS = ("t_max", "stationary")
 
 
@@ -56,7 +57,8 @@ class Problem:
         sources: the source shapes: ``"disks"`` (the papers'), ``"ellipses"`` (the disk's area,
             random aspect ratio 1...3 and orientation) or ``"mixed"`` (each either).
         boundary: ``"dirichlet"`` (zero values outside the lattice, the papers'), ``"neumann"``
-            (no flux through the walls) or ``"periodic"``.
+            (no flux through the walls), ``"periodic"``, or ``"mixed"`` (each sample draws one of
+            the three from its own seed, :mod:`pydiff.problem.walls`).
         target: ``"t_max"`` (the field at ``t_max``, as the papers' code integrated it) or
             ``"stationary"`` (the steady state); default: ``t_max`` for the papers' problem
             (constant D, Dirichlet walls, disks), ``stationary`` for every other.
@@ -128,7 +130,7 @@ class Problem:
             )
         for name, value, choices in (("diffusivity", self.diffusivity, DIFFUSIVITIES),
                                      ("sources", self.sources, SOURCE_SHAPES),
-                                     ("boundary", self.boundary, BOUNDARIES), ("target", self.target, TARGETS)):
+                                     ("boundary", self.boundary, BOUNDARY_CHOICES), ("target", self.target, TARGETS)):
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if not (math.isfinite(self.contrast) and self.contrast >= 1):

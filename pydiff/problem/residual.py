@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from .operator import divergence
 from .parameters import Problem
 
@@ -51,6 +52,9 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
         ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
         clamped sources, whose held cells have residual 0).
     """
+    if problem.boundary == "mixed":
+        raise ConfigError("the stationary residual of data sets mixing wall conditions needs each sample's walls; "
+                          "not built yet (measure such a run with pydiff evaluate)")
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..problem import Problem
+from ..problem.walls import wall_problem
 from .base import Solver
 
 # name -> (module, class); modules are imported only when their backend is asked for.
@@ -63,6 +64,8 @@ def resolve_backend(name: str, problem: Problem) -> str:
     above (``direct`` when pyamg is not installed)."""
     if name != "auto":
         return name
+    if problem.boundary == "mixed":  # the same choice for every wall
+        problem = wall_problem(problem, 0)
     if solver_class("spectral").unsupported(problem) is None:
         return "spectral"
     if problem.lattice <= DIRECT_UP_TO or importlib.util.find_spec("pyamg") is None:
@@ -86,6 +89,10 @@ def make_solver(name: str, problem: Problem, **options) -> Solver:
         BackendUnavailable: the backend cannot run on this machine (says how to fix it).
     """
     name = resolve_backend(name, problem)
+    if problem.boundary == "mixed":  # one backend per wall: solver(images, maps, walls)
+        from .mixed import MixedWalls
+
+        return MixedWalls(problem, lambda walls: make_solver(name, walls, **options))
     cls = solver_class(name)
     reason = cls.unsupported(problem)
     if reason is not None:

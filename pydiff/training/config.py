@@ -35,7 +35,7 @@ class TrainConfig:
     preset: str = ""  # the preset the defaults came from, for the record
     network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024), "fno"
     fno_modes: int = 16  # Fourier modes per axis of the FNO
-    in_channels: int = 1  # 1: the source image; 2: with the scaled log diffusivity (data whose D varies)
+    in_channels: int = 1  # 1: the source image; 2: + the scaled log diffusivity; 3: + the walls (two planes); 4: all
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)  # D1-D4; None where Table 2 builds no network (models 4-7, 12-14)
@@ -115,7 +115,7 @@ class TrainConfig:
             (not (self.inverse and self.physics_weight > 0), "the physics loss is the forward equation's, not the inverse's"),
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
-            (self.in_channels in (1, 2), f"in_channels must be 1 or 2, got {self.in_channels}"),
+            (self.in_channels in (1, 2, 3, 4), f"in_channels must be 1 to 4, got {self.in_channels}"),
             (self.in_channels == 1 or self.network != "surrogate",
              "the 2021 surrogate reads source images only; on a problem whose D varies train --network encdec, "
              "unet or fno"),
@@ -182,9 +182,21 @@ def option_text(value) -> str:
     return "-" if value is None else str(value)
 
 
+def channel_layout(in_channels: int) -> tuple[bool, bool]:
+    """What a network of ``in_channels`` inputs reads besides the source image (channel 0):
+    ``(map, walls)`` — the diffusivity channel (channel 1) and the walls, two planes after it
+    (:func:`pydiff.problem.walls.wall_planes`).  1: image; 2: + map; 3: + walls; 4: + both."""
+    return in_channels in (2, 4), in_channels >= 3
+
+
+def problem_channels(problem) -> int:
+    """The input channels a network of ``problem``'s data reads (see :func:`channel_layout`)."""
+    return 1 + (problem.diffusivity != "constant") + 2 * (problem.boundary == "mixed")
+
+
 def data_channels(data: str) -> int:
-    """Input channels a network of ``data`` reads: 2 where the file's D varies (the image and
-    the map), else 1.  A missing or unreadable file counts 1: training reports it."""
+    """Input channels a network of ``data`` reads (:func:`problem_channels` of its problem).  A
+    missing or unreadable file counts 1: training reports it."""
     from pathlib import Path
 
     from ..datasets.hdf5 import inspect
@@ -197,7 +209,7 @@ def data_channels(data: str) -> int:
     except DataFileError:
         return 1
     f.close()
-    return 2 if problem.diffusivity != "constant" else 1
+    return problem_channels(problem)
 
 
 def with_data(config: TrainConfig, data) -> TrainConfig:

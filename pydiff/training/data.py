@@ -14,8 +14,9 @@ from ..datasets.split import split_indices, training_subset
 from ..errors import DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
+from ..problem.walls import constant_walls, wall_planes
 from ..registry import LATTICE
-from .config import TrainConfig
+from .config import TrainConfig, channel_layout
 
 
 class RunArrays(NamedTuple):
@@ -79,15 +80,19 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
         n = len(data) if config.n_samples is None else min(config.n_samples, len(data))
         if n < 3:
             raise DataFileError(f"{config.data}: {n} samples are too few to split")
-        if config.in_channels == 2 and data.diffusivity is None:
-            raise DataFileError(f"{config.data}: its D is constant; this run reads diffusivity maps (in_channels 2)")
+        reads_map, reads_walls = channel_layout(config.in_channels)
+        if reads_map and data.diffusivity is None:
+            raise DataFileError(f"{config.data}: its D is constant; this run reads diffusivity maps "
+                                f"(in_channels {config.in_channels})")
         counts = np.asarray(data.source_count[:n])
         split = run_split(config, counts)
         lattice = data.problem.lattice
-        arrays = 2 + (config.in_channels == 2)
+        walls = (np.asarray(data.walls[:n]) if data.walls is not None else constant_walls(data.problem, n)) \
+            if reads_walls else None
+        arrays = 2 + reads_map
         if arrays * n * lattice * lattice * 4 <= memory_budget:
             inputs, fields = data.inputs[:n], data.fields[:n]
-            maps = data.diffusivity[:n] if config.in_channels == 2 else None
+            maps = data.diffusivity[:n] if reads_map else None
             data.close()
         else:  # h5py keeps the file open while its data sets are referenced
             inputs, fields, maps = data.inputs, data.fields, data.diffusivity
@@ -97,22 +102,29 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
     if config.inverse:  # the network maps the field back to its sources
         inputs, fields = fields, inputs
     problem = data.problem
-    rows = Rows(inputs)
-    if config.in_channels == 2:  # the image and the scaled log of the map, side by side
-        rows = Channels(rows, Rows(maps, lambda D: diffusivity_channel(D, problem)))
-    return RunArrays(rows, Rows(fields), split, counts, problem)
+    rows = [Rows(inputs)]
+    if reads_map:  # the image and the scaled log of the map, side by side
+        rows.append(Rows(maps, lambda D: diffusivity_channel(D, problem)))
+    if reads_walls:  # and each sample's walls, two constant planes
+        rows.append(Rows(walls, lambda w: wall_planes(w[:, 0], lattice)))
+    return RunArrays(rows[0] if len(rows) == 1 else Channels(*rows), Rows(fields), split, counts, problem)
 
 
 def network_inputs(data, in_channels: int, index=slice(None)) -> np.ndarray:
     """(k, C, L, L) float32 inputs of a :class:`~pydiff.datasets.hdf5.GroundTruth`'s samples
-    ``index``, as a network of ``in_channels`` reads them (the image; and the diffusivity channel)."""
+    ``index``, as a network of ``in_channels`` reads them (:func:`~pydiff.training.config.channel_layout`:
+    the image; the diffusivity channel; the walls, the file's own where it has one condition)."""
     images = np.asarray(data.inputs[index], dtype=np.float32)[:, None]
-    if in_channels == 1:
-        return images
-    if data.diffusivity is None:
-        raise DataFileError(f"{data.path}: its D is constant; this network reads diffusivity maps")
-    channel = diffusivity_channel(np.asarray(data.diffusivity[index]), data.problem)[:, None]
-    return np.concatenate([images, channel], axis=1)
+    reads_map, reads_walls = channel_layout(in_channels)
+    channels = [images]
+    if reads_map:
+        if data.diffusivity is None:
+            raise DataFileError(f"{data.path}: its D is constant; this network reads diffusivity maps")
+        channels.append(diffusivity_channel(np.asarray(data.diffusivity[index]), data.problem)[:, None])
+    if reads_walls:
+        walls = np.asarray(data.walls[index]) if data.walls is not None else constant_walls(data.problem, len(images))
+        channels.append(wall_planes(walls, data.problem.lattice))
+    return channels[0] if len(channels) == 1 else np.concatenate(channels, axis=1)
 
 
 def sample_maps(config: TrainConfig, indices) -> np.ndarray | None:
