@@ -8,7 +8,8 @@ from .app import CONTEXT, main, reports_errors
 from .options import make_config, make_problem, problem_options, training_options
 
 
-@main.group(context_settings=CONTEXT, invoke_without_command=True)
+@main.group(context_settings=CONTEXT, invoke_without_command=True,
+            short_help="Speed: Eq. 4 (delta, epsilon, N_min), training, inference, generation, reading.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A finished run: its data size and training time give M and E.")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Width of the surrogate timed for epsilon.")
 @click.option("--backends", default="spectral,direct", show_default=True, help="Solvers timed for delta.")
