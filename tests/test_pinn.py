@@ -2,7 +2,6 @@
 
 import h5py
 import numpy as np
-import pytest
 
 from pydiff.problem import Problem
 from pydiff.training.pinn import bilinear, fit_pinn

@@ -430,6 +430,22 @@ def test_a_network_of_mixed_walls_reads_them_as_two_planes_and_anything_that_nee
     neumann = generate(tmp_path / "n.h5", 6, varied("neumann", "inclusions"), seed=2, progress=False)
     assert (network_inputs(load(neumann), 4)[:, 2] == 1).all()
     assert evaluate_on(tmp_path / "run", neumann)["n_samples"] == 6
+    # predict reads each sample's walls from the inputs file, as evaluation does
+    result = pydiff("predict", tmp_path / "run", "--inputs", mixed, "--out", tmp_path / "p.h5")
+    assert result.returncode == 0, result.stderr
+    import h5py
+    import torch
+
+    from pydiff.evaluation.predict import predict
+    from pydiff.training.checkpoint import load_model
+
+    with h5py.File(tmp_path / "p.h5") as f:
+        np.testing.assert_allclose(f["prediction"][()], predict(load_model(tmp_path / "run")[0], torch.as_tensor(x))[:, 0],
+                                   atol=1e-6)
+    np.save(tmp_path / "images.npy", data.inputs[:2])
+    np.save(tmp_path / "maps.npy", data.diffusivity[:2])
+    assert_clean_failure(pydiff("predict", tmp_path / "run", "--inputs", tmp_path / "images.npy", "--diffusivity",
+                                tmp_path / "maps.npy", "--out", tmp_path / "q.h5"), 2, "reads each sample's walls")
     # what needs each sample's walls and is not built for them refuses in one line
     assert_clean_failure(pydiff("trust", tmp_path / "run"), 2, "mixing wall conditions")
     assert_clean_failure(pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / "p",

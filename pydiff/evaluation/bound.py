@@ -38,7 +38,7 @@ from ..device import memory_budget, pick_device
 from ..errors import ConfigError
 from ..problem import Problem
 from ..problem.residual import stationary_residual
-from ..solvers import make_solver, normalise, timed_solve
+from ..solvers import exact_timing, make_solver, normalise
 from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.data import load_arrays, sample_maps
@@ -148,10 +148,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
         prediction, images, maps, scores, true, network_s, estimator_s = _split_errors(
             model, config, arrays, test, iterations, device)
         bound = q * scores
-        with make_solver("auto", arrays.problem) as solver:
-            k = min(len(test), 32)
-            _, exact_s = timed_solve(solver, images[:k].astype(np.float64), None if maps is None else maps[:k])
-            exact_solver = solver.name
+        exact_solver, exact_s = exact_timing(arrays.problem, images, maps)
         report = {"n": int(len(test)), "coverage": float((true <= bound).mean()),
                   "coverage_tolerance": 3 * math.sqrt(alpha * (1 - alpha) / len(test)),
                   "median_bound_over_error": float(np.median(bound / np.maximum(true, 1e-12))),

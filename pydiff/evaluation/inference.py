@@ -20,11 +20,12 @@ import h5py
 import numpy as np
 
 from .. import atomic
-from ..datasets.hdf5 import inspect
+from ..datasets.hdf5 import FORMAT, inspect
 from ..device import pick_device
 from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
+from ..problem.parameters import BOUNDARIES
 from ..problem.residual import stationary_residual
 from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
@@ -75,30 +76,24 @@ def read_diffusivity(inputs_path, diffusivity_path, images: np.ndarray) -> np.nd
 
 def read_walls(inputs_path, n: int) -> np.ndarray:
     """The (n,) wall conditions of the images in ``inputs_path``: its ``walls`` data set (a
-    pydiff data file of mixed walls), or every sample the file's own walls."""
+    pydiff data file of mixed walls, or any HDF5 file with one), or for a pydiff data file of one
+    wall condition every sample that one."""
     path = Path(inputs_path)
     if path.suffix == ".npy":
         raise ConfigError("this network reads each sample's walls: give an HDF5 file with a 'walls' data set "
                           "(0 dirichlet, 1 neumann, 2 periodic), such as a pydiff data file")
-    f, _, problem = inspect(path) if _is_pydiff(path) else (None, None, None)
-    if f is not None:
-        with f:
-            return np.asarray(f["walls"][:n]) if "walls" in f else constant_walls(problem, n)
-    with h5py.File(path, "r") as g:
-        if "walls" not in g or g["walls"].shape != (n,):
+    with h5py.File(path, "r") as f:  # read_images has opened it already: it is HDF5
+        walls = np.asarray(f["walls"][()]) if "walls" in f else None
+        pydiff_file = f.attrs.get("format") == FORMAT
+    if walls is None:
+        if not pydiff_file:
             raise DataFileError(f"{path}: no 'walls' data set of shape ({n},); this network reads each sample's walls")
-        walls = np.asarray(g["walls"][()])
-    if walls.max(initial=0) > 2:
-        raise DataFileError(f"{path}: walls must be 0 (dirichlet), 1 (neumann) or 2 (periodic)")
+        f, _, problem = inspect(path)
+        f.close()
+        return constant_walls(problem, n)
+    if walls.shape != (n,) or walls.max(initial=0) >= len(BOUNDARIES):
+        raise DataFileError(f"{path}: walls must be ({n},) values 0 (dirichlet), 1 (neumann) or 2 (periodic)")
     return walls
-
-
-def _is_pydiff(path: Path) -> bool:
-    try:
-        with h5py.File(path, "r") as g:
-            return g.attrs.get("format") == "pydiff.dataset"
-    except OSError:
-        raise DataFileError(f"{path}: cannot be read as HDF5") from None
 
 
 def trained_problem(run_dir, config) -> Problem:

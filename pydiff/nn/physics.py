@@ -32,7 +32,7 @@ import torch
 
 from ..errors import ConfigError
 from ..problem import Problem
-from ..solvers.torch_cg import TorchCGSolver, TorchOperator
+from ..solvers.torch_cg import TorchCGSolver
 
 TINY = 1e-12  # keeps 0/0 of an all-zero prediction at 0 (its peak term is then 1)
 
@@ -62,13 +62,12 @@ class PhysicsLoss:
         p = self.problem
         y = prediction[:, 0]
         image = x[:, 0].to(y.dtype)
-        if x.shape[1] > 1:  # the diffusivity channel
-            D = p.D * torch.pow(torch.tensor(10.0, dtype=y.dtype, device=x.device), x[:, 1].to(y.dtype))
-        else:
-            D = torch.full_like(y, p.D)
+        # the diffusivity channel (None: the constant problem.D)
+        D = p.D * torch.pow(torch.tensor(10.0, dtype=y.dtype, device=x.device), x[:, 1].to(y.dtype)) \
+            if x.shape[1] > 1 else None
         inverse = self._filter(y.device, y.dtype)
-        mean_D = torch.exp(torch.log(D).mean(dim=(1, 2)))
-        w = inverse.constant_inverse(TorchOperator(D, p.gamma, p.boundary)(y), mean_D)
+        A, mean_D = inverse.operator(D, y)
+        w = inverse.constant_inverse(A(y), mean_D)
         z = inverse.constant_inverse(image, mean_D)
         c = (w * z).sum(dim=(1, 2)) / (z * z).sum(dim=(1, 2)).clamp_min(TINY)
         residual = w - c[:, None, None] * z

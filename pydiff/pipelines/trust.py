@@ -43,11 +43,16 @@ from .. import atomic
 from ..device import memory_budget, pick_device
 from ..errors import ConfigError
 from ..evaluation.aposteriori import ITERATIONS, error_estimate
-from ..evaluation.error_model import error_targets, features, fit_error_model, predicted_errors
+from ..evaluation.error_model import (
+    error_targets,
+    features,
+    fit_error_model,
+    predicted_errors,
+)
 from ..evaluation.figures import plot_trust
 from ..evaluation.predict import predict, predict_mc_dropout
 from ..problem.residual import stationary_residual
-from ..solvers import make_solver, timed_solve
+from ..solvers import exact_timing
 from ..training import checkpoint, distributed
 from ..training.config import config_for
 from ..training.data import load_arrays, sample_maps
@@ -221,15 +226,6 @@ ESTIMATORS = {"mc-dropout": _mc_dropout, "physics": _physics, "inverse": _invers
               "learned": _learned, "ensemble": _ensemble}
 
 
-def exact_seconds(case: _Case, n: int = EXACT_TIMING_SAMPLES) -> tuple[str, float]:
-    """The fastest exact backend for the run's problem and its seconds per sample, on up to
-    ``n`` test samples (after a warm-up solve)."""
-    with make_solver("auto", case.problem) as solver:
-        images = case.images[:n, 0].astype(np.float64)
-        _, seconds = timed_solve(solver, images, None if case.maps is None else case.maps[:n])
-        return solver.name, seconds
-
-
 def parse_methods(text: str) -> tuple[str, ...]:
     """``"all"`` or a comma-separated list of :data:`METHODS`; :class:`ConfigError` otherwise."""
     methods = METHODS if text.strip() == "all" else tuple(m.strip() for m in text.split(",") if m.strip())
@@ -285,7 +281,7 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "au
         row.update(mean_score=float(score.mean.mean()), ms_per_sample=1e3 * score.seconds / len(test),
                    fit_seconds=score.fit_seconds)
         rows.append(row)
-    backend, seconds = exact_seconds(case)
+    backend, seconds = exact_timing(case.problem, case.images[:, 0], case.maps, EXACT_TIMING_SAMPLES)
     rows.append({"method": "exact", "samples": min(len(test), EXACT_TIMING_SAMPLES), "ms_per_sample": 1e3 * seconds,
                  "fit_seconds": 0.0, "solver": backend})
     table = pd.DataFrame(rows)

@@ -145,6 +145,16 @@ def timed_solve(solver: Solver, images: np.ndarray, diffusivity=None) -> tuple[n
     return u, (time.perf_counter() - start) / len(images)
 
 
+def exact_timing(problem: Problem, images: np.ndarray, diffusivity=None, n: int = 32) -> tuple[str, float]:
+    """The backend ``"auto"`` picks for ``problem`` (the fastest exact one) and its seconds per
+    sample on up to ``n`` of the (b, L, L) ``images`` (:func:`timed_solve`): what an estimate
+    of an error must cost less than."""
+    with make_solver("auto", problem) as solver:
+        _, seconds = timed_solve(solver, np.asarray(images[:n], dtype=np.float64),
+                                 None if diffusivity is None else diffusivity[:n])
+        return solver.name, seconds
+
+
 def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     """Solve the same ``n`` random inputs with each backend and compare the normalised fields.
 
@@ -181,4 +191,4 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     return pd.DataFrame(pairs), pd.DataFrame(timings)
 
 
-__all__ = ["BACKENDS", "Solver", "crosscheck", "make_solver", "normalise", "resolve_backend", "solve", "solver_class"]
+__all__ = ["BACKENDS", "Solver", "crosscheck", "exact_timing", "make_solver", "normalise", "resolve_backend", "solve", "solver_class"]

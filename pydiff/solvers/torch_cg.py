@@ -7,7 +7,8 @@ a sample stops changing once its relative residual is below ``tol``.  The precon
 exact inverse of the same operator with a constant D, the geometric mean of the sample's map,
 applied in the wall condition's own basis (:func:`pydiff.solvers.spectral.basis`): the
 preconditioned operator's condition number is then of the order of the contrast, not of
-``8 max D / gamma``, and CG needs tens of iterations instead of thousands.
+``8 max D / gamma``, and CG needs about a hundred iterations to 1e-10 (64^2, inclusions of
+contrast 10) instead of thousands.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class TorchCGSolver(Solver):
         r_hat = r_hat / (self.problem.gamma - mean_D[:, None, None] * self.modes)  # out of place: autograd
         return self.basis_t @ r_hat @ self.basis
 
-    def _operator(self, diffusivity: torch.Tensor | None, like: torch.Tensor):
-        """The batch's operator and the geometric mean of each map (its preconditioner's D)."""
+    def operator(self, diffusivity: torch.Tensor | None, like: torch.Tensor) -> tuple[TorchOperator, torch.Tensor]:
+        """The batch's operator and the geometric mean of each map (the D of :meth:`constant_inverse`);
+        ``diffusivity`` None: the constant ``problem.D``, shaped like ``like``."""
         D = (torch.full_like(like, self.problem.D) if diffusivity is None
              else diffusivity.to(device=self.device, dtype=self.dtype))
         return TorchOperator(D, self.problem.gamma, self.problem.boundary), torch.exp(torch.log(D).mean(dim=(1, 2)))
@@ -131,7 +133,7 @@ class TorchCGSolver(Solver):
         ``initial``: (b, L, L) first guesses of the unnormalised fields (a network's prediction
         times its scale: a warm start); None: the constant-D answer, itself a close guess."""
         s = images.to(device=self.device, dtype=self.dtype)
-        A, mean_D = self._operator(diffusivity, s)
+        A, mean_D = self.operator(diffusivity, s)
         u = (self.constant_inverse(s, mean_D) if initial is None
              else initial.to(device=self.device, dtype=self.dtype).clone())
         target = self.tol * s.flatten(1).norm(dim=1)
@@ -150,7 +152,7 @@ class TorchCGSolver(Solver):
         if iterations < 0:
             raise ConfigError(f"iterations must be >= 0, got {iterations}")
         r = rhs.to(device=self.device, dtype=self.dtype)
-        A, mean_D = self._operator(diffusivity, r)
+        A, mean_D = self.operator(diffusivity, r)
         round_off = 1e-13 * r.flatten(1).norm(dim=1)  # every step asked for, short of round-off (or a zero rhs)
         return self._cg(A, mean_D, r, self.constant_inverse(r, mean_D), round_off, iterations)[0]
 

@@ -100,14 +100,13 @@ def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width:
     dtype, device = torch.float32, torch.device(device)
     low, high = _domain(problem)
     half = (high - low) / 2  # x = low + half (x_hat + 1), x_hat in [-1, 1]
-    source = torch.as_tensor(image, dtype=dtype, device=device)
+    source = torch.as_tensor(image / image.max(), dtype=dtype, device=device)  # f / max f: the scaled equation's
     source_cells = torch.as_tensor(np.argwhere(image > 0), dtype=dtype, device=device)
     network = DGM(width, layers, periodic=problem.boundary == "periodic").to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations, eta_min=lr / 100)
     kappa2 = problem.gamma * half**2 / problem.D
-    source = source / source.max()
-    to_hat = lambda x: (x - low) / half - 1  # noqa: E731
+    to_hat = lambda x: (x - low) / half - 1
 
     def field(x_hat: torch.Tensor) -> torch.Tensor:
         v = network(x_hat)
@@ -162,5 +161,6 @@ def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width:
         grid = torch.stack(torch.meshgrid(torch.arange(L, dtype=dtype), torch.arange(L, dtype=dtype), indexing="ij"),
                            -1).reshape(-1, 2).to(device)
         values = field(to_hat(grid)).reshape(L, L).cpu().numpy().astype(np.float64)
-    return (values / values.max()).astype(np.float32), {"seconds": time.perf_counter() - start, "iterations": iterations, "loss": float(loss.detach()),
-                   "residual": float(pde.detach())}
+    info = {"seconds": time.perf_counter() - start, "iterations": iterations, "loss": float(loss.detach()),
+            "residual": float(pde.detach())}
+    return (values / values.max()).astype(np.float32), info
