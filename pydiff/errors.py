@@ -25,6 +25,11 @@ class DataFileError(PydiffError):
     exit_code = 1
 
 
+class NotConverged(ConfigError):
+    """An iterative solver that did not reach its tolerance: a caller that needs the answer
+    falls back to a direct one (:func:`pydiff.solvers.fastest.exact_fields`)."""
+
+
 class BackendUnavailable(PydiffError):
     """A solver backend that cannot run here (for example Julia is not installed)."""
 

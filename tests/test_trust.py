@@ -127,7 +127,7 @@ def test_predict_writes_the_predictions_and_score_maps(run, tmp_path):
 
 
 @pytest.mark.parametrize("array, match", [
-    (np.zeros((2, 3, 3)), "lattice 3"),
+    (np.ones((2, 3, 3)), "lattice 3"),
     (np.zeros((2, 4, 5)), "must be (n, L, L)"),
     (np.full((1, 100, 100), np.nan), "NaN"),
 ])

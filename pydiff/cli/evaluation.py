@@ -1,8 +1,9 @@
-"""Commands that read trained runs: evaluate, table, predict."""
+"""Commands that read trained runs: evaluate, table, predict, calibrate."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -112,9 +113,13 @@ def table(runs, fmt, preset):
 @click.option("--max-error", type=float, help="Answer from the network only where the calibrated bound on a sample's max "
               "error is at most this (field units, peak 1); solve the others exactly. Needs pydiff calibrate RUN first; "
               "writes bound and served beside prediction.")
+@click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
+              help="The calibration of the bound --max-error uses (pydiff calibrate ... --out FILE); default: "
+              "RUN/calibration.json.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, max_error, device):
+def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, max_error, calibration_path,
+            device):
     """Predict the fields of your own source images with a trained run (its model.safetensors)
     or a model shipped with pydiff.
 
@@ -128,8 +133,11 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
 
     if (run_dir is None) == (pretrained is None):
         raise ConfigError("give either a run directory or --pretrained NAME")
+    if calibration_path is not None and max_error is None:
+        raise ConfigError("--calibration is the bound of --max-error: give both, or neither")
     summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
-                           diffusivity_path=diffusivity_path, max_error=max_error)
+                           diffusivity_path=diffusivity_path, max_error=max_error, calibration_path=calibration_path,
+                           named=run_dir or f"--pretrained {pretrained}")
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     if max_error is not None:
         extra += (f"; {summary['served']:.1%} served by the network (bound <= {max_error:g}), the rest solved exactly; "
@@ -138,33 +146,53 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--pretrained", help="A model shipped with pydiff instead of RUN_DIR (needs --data and --out).")
+@click.option("--data", type=click.Path(dir_okay=False),
+              help="Calibrate on this data file (fresh samples of the family the model will answer, same equation) "
+              "instead of the run's held-out split.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Where to write the calibration (default: RUN/calibration.json; predict reads it with --calibration).")
 @click.option("--alpha", type=float, default=0.05, show_default=True,
               help="Miscoverage: a new sample's max error exceeds its bound with probability at most alpha.")
 @click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
               help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def calibrate(run_dir, alpha, iterations, device):
+def calibrate(run_dir, pretrained, data, out, alpha, iterations, device):
     """Calibrate a bound on each prediction's max error: RUN/calibration.json.
 
-    Split conformal prediction on the run's validation split, normalised by the a-posteriori
-    error estimate: for a new sample of the same problem family, P(max error > bound) <= alpha.
-    Checked on the test split: coverage, and the fraction the network would serve at max errors
-    0.05 to 0.5, the violations among them and the time per answer.  Then: pydiff predict RUN --max-error EPS.
-    """
-    from ..evaluation.bound import calibrate as run
+    Split conformal prediction normalised by the a-posteriori error estimate, on samples that
+    played no part in training or in choosing the best epoch: the run's held-out split that did
+    not select it (test, when val did), or --data FILE.  They are halved at random: one half
+    fits the bound, the other checks it (coverage, and the fraction the network would serve at
+    max errors 0.05 to 0.5, the violations among them and the time per answer).  For a new
+    sample of the same problem family, P(max error > bound) <= alpha.
 
-    result = run(run_dir, alpha, iterations, device)
+    \b
+      pydiff calibrate runs/varied64 --alpha 0.05
+      pydiff calibrate --pretrained quick2024-encdec --data fresh64.h5 --out encdec-calibration.json
+      pydiff predict runs/varied64 --inputs new.h5 --out answers.h5 --max-error 0.1
+    """
+    from ..errors import ConfigError
+    from ..evaluation.bound import calibrate as run
+    from ..training.pretrained import pretrained_dir
+
+    if (run_dir is None) == (pretrained is None):
+        raise ConfigError("give either a run directory or --pretrained NAME")
+    if pretrained is not None and (data is None or out is None):
+        raise ConfigError("a shipped model keeps no data and cannot be written into: give --data FILE and --out FILE")
+    result = run(run_dir or pretrained_dir(pretrained), alpha, iterations, device, data=data, out=out)
     click.echo(f"bound = {result['quantile']:.3g} x the a-posteriori max-error estimate ({result['iterations']} CG steps), "
-               f"alpha {alpha:g}, from {result['n_calibration']} validation samples")
+               f"alpha {alpha:g}, from {result['n_calibration']} samples of {result['split']}")
     test = result.get("test")
     if test:
-        click.echo(f"test split ({test['n']} samples): coverage {test['coverage']:.3f} (goal >= {1 - alpha:g}), "
+        click.echo(f"check half ({test['n']} samples): coverage {test['coverage']:.3f} (goal >= {1 - alpha:g}), "
                    f"ms per sample: network {test['ms_network']:.3g}, estimate {test['ms_estimator']:.3g}, "
                    f"exact {test['ms_exact']:.3g} ({test['exact_solver']})")
         for row in test["by_max_error"]:
+            rate = "n/a" if row["violation_rate_served"] is None else f"{row['violation_rate_served']:.3f}"
             click.echo(f"  max error {row['max_error']:g}: {row['served']:.1%} served, {row['violations']} above it "
-                       f"({row['violation_rate_served']:.3f} of those served); {row['ms_per_answer']:.3g} ms per answer "
+                       f"({rate} of those served); {row['ms_per_answer']:.3g} ms per answer "
                        f"against {row['ms_exact_all']:.3g} solving all")
-    click.echo(f"wrote {run_dir}/calibration.json")
+    click.echo(f"wrote {out or Path(run_dir) / 'calibration.json'}")

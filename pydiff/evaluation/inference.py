@@ -25,7 +25,7 @@ from ..device import pick_device
 from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
-from ..problem.parameters import BOUNDARIES
+from ..problem.parameters import BOUNDARIES, differences, equation_differences
 from ..problem.residual import stationary_residual
 from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
@@ -58,6 +58,46 @@ def read_images(path, name: str = "inputs", what: str = "source images") -> np.n
     if not np.isfinite(images).all():
         raise DataFileError(f"{path}: {what} hold NaN or infinite values")
     return images
+
+
+def read_sources(path) -> np.ndarray:
+    """(n, L, L) float32 source images (:func:`read_images`), each non-negative with a positive
+    peak: the fields are normalised by their maximum, which a negative or empty image lacks."""
+    images = read_images(path)
+    lowest = images.reshape(len(images), -1).min(axis=1)
+    if (lowest < 0).any():
+        k = int(np.flatnonzero(lowest < 0)[0])
+        raise DataFileError(f"{path}: source images must be non-negative; image {k} has a negative value "
+                            f"({lowest[k]:.3g})")
+    empty = images.reshape(len(images), -1).max(axis=1) <= 0
+    if empty.any():
+        raise DataFileError(f"{path}: image {int(np.flatnonzero(empty)[0])} is all zero: no source, no field to "
+                            "normalise; remove it")
+    return images
+
+
+def file_problem(path) -> Problem | None:
+    """The problem a pydiff data file poses; None for a ``.npy`` file or another HDF5 file."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return None
+    with h5py.File(path, "r") as f:  # read_images has opened it already: it is HDF5
+        if f.attrs.get("format") != FORMAT:
+            return None
+    f, _, problem = inspect(path)
+    f.close()
+    return problem
+
+
+def holds_maps(inputs_path, diffusivity_path) -> bool:
+    """Whether diffusivity maps come with the images: given, or a ``diffusivity`` data set in
+    the HDF5 inputs file."""
+    if diffusivity_path is not None:
+        return True
+    if Path(inputs_path).suffix == ".npy":
+        return False
+    with h5py.File(inputs_path, "r") as f:
+        return "diffusivity" in f
 
 
 def read_diffusivity(inputs_path, diffusivity_path, images: np.ndarray) -> np.ndarray:
@@ -108,15 +148,22 @@ def trained_problem(run_dir, config) -> Problem:
 
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
                  device: str = "auto", batch_size: int = 100, diffusivity_path=None,
-                 max_error: float | None = None) -> dict:
+                 max_error: float | None = None, calibration_path=None, named: str | None = None) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
     for a network of the varied family, each image's diffusivity map: ``diffusivity_path``, or
     the ``diffusivity`` data set of an HDF5 ``inputs_path``).
+
+    A network answers only the equation it was trained on: a pydiff data file of other walls,
+    decay, target or (for a network that does not read maps) diffusivity is refused.  With
+    ``max_error``, the bound of ``calibration_path`` (default ``RUN/calibration.json``) serves
+    only samples of the family it was calibrated on; the others are solved exactly, as the
+    file poses them.  ``named``: how the user named the model (messages).
 
     Returns a summary: samples, lattice, with ``uncertainty`` the mean of each score, and with
     ``max_error`` the fraction served by the network and the seconds per answer.
     """
     out_path = Path(out_path)
+    named = named or str(run_dir)
     if not out_path.parent.is_dir():
         raise ConfigError(f"directory {out_path.parent} does not exist")
     if out_path.exists():
@@ -125,12 +172,29 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         raise ConfigError(f"--samples must be at least 2, got {samples}")
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
-    calibration = None if max_error is None else read_calibration(run_dir)
-    images = read_images(inputs_path)
+    images = read_sources(inputs_path)
     problem = trained_problem(run_dir, config)
+    reads_map, reads_walls = channel_layout(config.in_channels)
+    given = file_problem(inputs_path)
+    if given is not None:
+        changed = equation_differences(problem, given, reads_map, reads_walls)
+        if changed:
+            raise ConfigError(f"{inputs_path} poses another equation than {named} was trained on: {', '.join(changed)}; "
+                              "a network answers only its own (solve it exactly: pydiff generate)")
+    if not reads_map and holds_maps(inputs_path, diffusivity_path):
+        raise ConfigError(f"{named} was trained on a constant D and does not read diffusivity maps; its answers would "
+                          "be those of D = " + f"{problem.D:g}: drop --diffusivity, or use a network of the varied family")
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
-    reads_map, reads_walls = channel_layout(config.in_channels)
+    calibration = None if max_error is None else read_calibration(run_dir, calibration_path, named)
+    if calibration is not None:
+        family = Problem.from_attrs(calibration["problem"])
+        changed = differences(family, given) if given is not None else \
+            ([] if images.shape[-1] == family.lattice else [f"lattice {images.shape[-1]} (expected {family.lattice})"])
+        if changed:
+            raise ConfigError(f"{inputs_path} is not of the family the bound was calibrated on: {', '.join(changed)}; "
+                              f"calibrate on a file of its family first: pydiff calibrate {named} "
+                              "--data FILE --out CALIBRATION.json")
     maps = read_diffusivity(inputs_path, diffusivity_path, images) if reads_map else None
     x = images[:, None]
     if maps is not None:
@@ -141,10 +205,8 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
-    if calibration is not None:
-        if images.shape[-1] != problem.lattice:
-            raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}; the bound was calibrated at {problem.lattice}")
-        answers = serve(prediction, images, problem, maps, max_error, calibration, str(device))
+    if calibration is not None:  # the file's own problem (its family is the calibration's)
+        answers = serve(prediction, images, given or family, maps, max_error, calibration, str(device))
         arrays.update(prediction=answers["prediction"], bound=answers["bound"], served=answers["served"])
         summary.update(served=float(answers["served"].mean()), cg_iterations=answers["cg_iterations"],
                        seconds_per_answer=(time.perf_counter() - start) / len(images))

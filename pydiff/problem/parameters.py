@@ -181,6 +181,30 @@ class Problem:
         return cls(**values)
 
 
+# What makes the equation -div(D grad u) + gamma u = img (or its time-dependent form) and its
+# walls: a network answers only these as it was trained on them.  The rest of a Problem (lattice,
+# sources, maps, their contrast) describes which inputs are drawn: the family a calibration covers.
+EQUATION = ("gamma", "target", "source_model", "boundary", "diffusivity", "D", "t_max")
+
+
+def differences(expected: Problem, given: Problem, names=None) -> list[str]:
+    """``"name GIVEN (expected EXPECTED)"`` for each parameter in ``names`` (default: all of
+    them) where ``given`` differs from ``expected``; empty where they agree."""
+    names = [f.name for f in dataclasses.fields(Problem)] if names is None else names
+    return [f"{name} {getattr(given, name)!r} (expected {getattr(expected, name)!r})" for name in names
+            if getattr(given, name) != getattr(expected, name)]
+
+
+def equation_differences(trained: Problem, given: Problem, reads_map: bool = False, reads_walls: bool = False) -> list[str]:
+    """Where ``given`` poses another equation than the one a network was ``trained`` on
+    (:func:`differences`): the decay, target, source model and, unless the network reads them as
+    inputs, the walls and the diffusivity; ``t_max`` where the target is the field at ``t_max``."""
+    names = [n for n in EQUATION if not (reads_walls and n == "boundary")
+             and not (reads_map and n in ("diffusivity", "D"))
+             and not (n == "t_max" and "t_max" not in (trained.target, given.target))]
+    return differences(trained, given, names)
+
+
 # Every pydiff data set has these; later versions added the others (with defaults that give the
 # problem earlier files were made with).
 REQUIRED = ("lattice", "radius", "n_sources", "D", "gamma", "t_max", "source_model")

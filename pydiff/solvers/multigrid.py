@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError
+from ..errors import BackendUnavailable, ConfigError, NotConverged
 from ..problem import Problem
 from .base import Solver
 from .sparse import stationary_matrix
@@ -60,6 +60,6 @@ class MultigridSolver(Solver):
                                      residuals=residuals)
             self.iterations.append(len(residuals) - 1)
             if residuals and residuals[-1] > self.tol * max(np.linalg.norm(rhs), 1e-300) * 10:
-                raise ConfigError(f"multigrid CG did not reach a relative residual of {self.tol:g} in "
+                raise NotConverged(f"multigrid CG did not reach a relative residual of {self.tol:g} in "
                                   f"{self.max_iterations} iterations (reached {residuals[-1] / np.linalg.norm(rhs):.2e})")
         return out.reshape(b, L, L)

@@ -191,6 +191,22 @@ def read_model_file(run_dir, device="cpu") -> tuple[dict, dict]:
     raise DataFileError(f"{run_dir}: no {MODEL}; train it first (pydiff train --out {run_dir})")
 
 
+def model_digest(run_dir) -> str:
+    """SHA-256 of a run's best-model file (model.safetensors, or a pydiff 0.1 run's best.pt):
+    what a calibration records, so that it is never applied to another model."""
+    import hashlib
+
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL if (run_dir / MODEL).is_file() else run_dir / LEGACY_BEST
+    if not path.is_file():
+        raise DataFileError(f"{run_dir}: no {MODEL}; train it first (pydiff train --out {run_dir})")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def model_problem(run_dir) -> Problem | None:
     """The problem a run's model was trained on, as its model file records it (None for a run of
     pydiff 0.1, whose config.json names its data file instead)."""

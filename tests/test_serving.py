@@ -1,0 +1,152 @@
+"""Served answers are right, or refused: each case a new user found giving wrong answers
+(issue 21, section 1), and the calibration's own split, its data, and its model."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from pydiff.datasets.hdf5 import load
+from pydiff.datasets.split import split_indices
+from pydiff.datasets.writer import generate
+from pydiff.problem import Problem
+from pydiff.solvers import make_solver, normalise
+from pydiff.training.config import config_for
+from pydiff.training.run import train
+
+from .cli import assert_clean_failure, pydiff
+
+FAMILY = dict(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity="inclusions")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny varied network (Dirichlet walls, gamma 1/400, contrast 10), trained and calibrated."""
+    root = tmp_path_factory.mktemp("serving")
+    data = generate(root / "d.h5", 80, Problem(**FAMILY), seed=0, progress=False)
+    train(config_for(None, "quick-varied", data=str(data), n_samples=80, width=1 / 32, epochs=2, batch_size=8,
+                     split=(0.5, 0.25, 0.25)), root / "run", progress=False)
+    result = pydiff("calibrate", root / "run", "--alpha", 0.2, "--iterations", 10)
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+def fresh(tmp_path, name, n=6, seed=7, **changes):
+    return generate(tmp_path / name, n, Problem(**{**FAMILY, **changes}), seed=seed, progress=False)
+
+
+@pytest.mark.parametrize("changes, named", [({"boundary": "neumann"}, "boundary 'neumann'"),
+                                            ({"gamma": 1 / 100}, "gamma 0.01")])
+def test_a_file_of_another_equation_is_refused_with_or_without_a_bound(run, tmp_path, changes, named):
+    # Before: served 60 % of a Neumann file with errors above the bound, and "solved" the rest with
+    # the run's walls and gamma instead of the file's (off by up to 0.96).
+    other = fresh(tmp_path, "other.h5", **changes)
+    for bound in ([], ["--max-error", 0.5]):
+        out = tmp_path / "out.h5"
+        assert_clean_failure(pydiff("predict", run, "--inputs", other, "--out", out, *bound), 2, named)
+        assert not out.exists()
+
+
+def test_another_family_of_the_same_equation_is_predicted_but_not_served_with_the_bound(run, tmp_path):
+    other = fresh(tmp_path, "contrast30.h5", contrast=30.0)
+    assert pydiff("predict", run, "--inputs", other, "--out", tmp_path / "plain.h5").returncode == 0
+    result = pydiff("predict", run, "--inputs", other, "--out", tmp_path / "bound.h5", "--max-error", 0.5)
+    assert_clean_failure(result, 2, "contrast 30.0 (expected 10.0)")
+    assert "pydiff calibrate" in result.stderr and "--data" in result.stderr
+    assert not (tmp_path / "bound.h5").exists()
+
+
+@pytest.mark.parametrize("image, named", [(-1.0, "negative"), (0.0, "all zero")])
+def test_negative_or_empty_source_images_are_refused(run, tmp_path, image, named):
+    # Before: NaN or 17,381-high "exact" fields, exit status 0.
+    data = load(fresh(tmp_path, "ok.h5", n=3))
+    images = data.inputs.copy()
+    images[1] = image * (images[1] > 0) if image else 0.0
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "maps.npy", data.diffusivity)
+    for bound in ([], ["--max-error", 1e-9]):
+        out = tmp_path / "out.h5"
+        result = pydiff("predict", run, "--inputs", tmp_path / "images.npy", "--diffusivity", tmp_path / "maps.npy",
+                        "--out", out, *bound)
+        assert_clean_failure(result, 2, named)
+        assert "image 1" in result.stderr and not out.exists()
+
+
+def test_diffusivity_maps_for_a_network_that_does_not_read_them_are_refused(tmp_path):
+    # Before: --diffusivity was silently ignored, the answer that of D = 1.
+    images = np.zeros((2, 64, 64), dtype=np.float32)
+    images[:, 20:25, 30:35] = 1.0
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "maps.npy", np.full_like(images, 3.0))
+    result = pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", tmp_path / "images.npy",
+                    "--diffusivity", tmp_path / "maps.npy", "--out", tmp_path / "out.h5")
+    assert_clean_failure(result, 2, "does not read diffusivity maps")
+    varied = fresh(tmp_path, "varied.h5", n=2, lattice=64)  # a file whose D varies: another equation
+    assert_clean_failure(pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", varied, "--out",
+                                tmp_path / "out.h5"), 2, "diffusivity 'inclusions' (expected 'constant')")
+
+
+def test_a_contrast_where_cg_stalls_is_calibrated_and_solved_exactly(run, tmp_path):
+    # Before: torch-cg stalled near 1e-4 at contrast 10^4 and calibrate and predict aborted.
+    calibration_data = fresh(tmp_path, "cal.h5", n=24, seed=3, contrast=1e4)
+    out = tmp_path / "cal.json"
+    result = pydiff("calibrate", run, "--data", calibration_data, "--out", out, "--alpha", 0.2, "--iterations", 5)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["problem"]["contrast"] == 1e4
+    new = fresh(tmp_path, "new.h5", n=4, seed=5, contrast=1e4)
+    answers = tmp_path / "answers.h5"
+    result = pydiff("predict", run, "--inputs", new, "--out", answers, "--calibration", out, "--max-error", 1e-9)
+    assert result.returncode == 0, result.stderr
+    data = load(new)
+    with make_solver("direct", data.problem) as direct:
+        exact, _ = normalise(direct(data.inputs, data.diffusivity))
+    with h5py.File(answers) as f:
+        assert not f["served"][()].any()
+        np.testing.assert_allclose(f["prediction"][()], exact, atol=1e-6)
+
+
+def test_the_calibration_uses_samples_that_neither_trained_nor_chose_the_model(run):
+    # Before: the validation split, which also picked the best epoch.
+    calibration = json.loads((run / "calibration.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert config["select_on"] == "val" and calibration["split"] == "test"
+    data = load(config["data"])
+    split = split_indices(80, tuple(config["split"]), config["seed"], data.source_count)
+    chosen, checked = set(calibration["calibration_indices"]), set(calibration["check_indices"])
+    assert chosen and checked and not chosen & checked
+    assert chosen | checked == set(split["test"].tolist())
+    assert calibration["n_calibration"] == len(chosen) and calibration["test"]["n"] == len(checked)
+
+
+def test_calibrating_on_the_runs_own_training_file_is_refused(run, tmp_path):
+    config = json.loads((run / "config.json").read_text())
+    result = pydiff("calibrate", run, "--data", config["data"], "--out", tmp_path / "c.json")
+    assert_clean_failure(result, 2, "trained")
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_shipped_model_is_calibrated_on_a_data_file_and_served_with_its_bound(tmp_path):
+    problem = Problem(lattice=64, n_sources=20, min_sources=1, setup="paper2024")
+    data = generate(tmp_path / "cal.h5", 40, problem, seed=11, progress=False)
+    new = generate(tmp_path / "new.h5", 6, problem, seed=12, progress=False)
+    out = tmp_path / "encdec-calibration.json"
+    result = pydiff("calibrate", "--pretrained", "quick2024-encdec", "--data", data, "--out", out, "--alpha", 0.2)
+    assert result.returncode == 0, result.stderr
+    calibration = json.loads(out.read_text())
+    assert calibration["n_calibration"] + calibration["test"]["n"] == 40
+    answers = tmp_path / "answers.h5"
+    result = pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out", answers,
+                    "--calibration", out, "--max-error", 0.2)
+    assert result.returncode == 0, result.stderr
+    with h5py.File(answers) as f:
+        assert f["bound"].shape == (6,) and (f["bound"][()][f["served"][()]] <= 0.2).all()
+    # without a calibration, the shipped model says how to make one
+    assert_clean_failure(pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out",
+                                tmp_path / "x.h5", "--max-error", 0.2), 2, "--calibration")
+    # a calibration of another model is refused
+    calibration["model_sha256"] = "0" * 64
+    (tmp_path / "other.json").write_text(json.dumps(calibration))
+    assert_clean_failure(pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out",
+                                tmp_path / "y.h5", "--calibration", tmp_path / "other.json", "--max-error", 0.2),
+                         2, "another model")
