@@ -406,23 +406,25 @@ def test_a_mixed_wall_data_set_solves_each_sample_with_its_own_walls_and_shards_
     np.testing.assert_array_equal(merged.fields, whole.fields)
 
 
-def test_a_network_of_mixed_walls_reads_them_as_two_planes_and_anything_that_needs_them_says_so(tmp_path):
+def test_a_network_of_mixed_walls_reads_them_as_two_planes_through_the_whole_path(tmp_path):
     from pydiff.datasets.hdf5 import load
     from pydiff.datasets.writer import generate
     from pydiff.evaluation.evaluate import evaluate_on
     from pydiff.training.config import config_for
     from pydiff.training.data import network_inputs
+    from pydiff.problem.walls import wall_problem
     from pydiff.training.run import train
 
     from .cli import assert_clean_failure, pydiff
 
-    mixed = generate(tmp_path / "m.h5", 30, varied("mixed", "inclusions"), seed=1, progress=False)
-    config = config_for(None, "quick-varied", data=str(mixed), n_samples=30, width=1 / 32, epochs=1, batch_size=6)
+    mixed = generate(tmp_path / "m.h5", 60, varied("mixed", "inclusions"), seed=1, progress=False)
+    config = config_for(None, "quick-varied", data=str(mixed), n_samples=60, width=1 / 32, epochs=1, batch_size=6,
+                        split=(0.5, 0.35, 0.15))  # 20 test samples: what trust needs to rank
     assert config.in_channels == 4  # the image, the map, the neumann and the periodic plane
     train(config, tmp_path / "run", progress=False)
     data = load(mixed)
-    x = network_inputs(data, 4, np.arange(30))
-    assert x.shape == (30, 4, 40, 40)
+    x = network_inputs(data, 4, np.arange(60))
+    assert x.shape == (60, 4, 40, 40)
     np.testing.assert_array_equal(x[:, 2, 0, 0], data.walls == 1)
     np.testing.assert_array_equal(x[:, 3, 0, 0], data.walls == 2)
     assert (x[:, 2:] == x[:, 2:, :1, :1]).all()  # constant planes
@@ -446,9 +448,24 @@ def test_a_network_of_mixed_walls_reads_them_as_two_planes_and_anything_that_nee
     np.save(tmp_path / "maps.npy", data.diffusivity[:2])
     assert_clean_failure(pydiff("predict", tmp_path / "run", "--inputs", tmp_path / "images.npy", "--diffusivity",
                                 tmp_path / "maps.npy", "--out", tmp_path / "q.h5"), 2, "reads each sample's walls")
-    # what needs each sample's walls and is not built for them refuses in one line
-    assert_clean_failure(pydiff("trust", tmp_path / "run"), 2, "mixing wall conditions")
-    assert_clean_failure(pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / "p",
-                                "--physics-weight", "1", "--epochs", "1"), 2, "mixing wall conditions")
-    assert_clean_failure(pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / "o",
-                                "--training-data", "online", "--epochs", "1"), 2, "mixed wall conditions")
+    # the whole path takes each sample's walls: trust, calibrate, predict with a bound, the physics loss
+    # and online samples (they refused in one line before: issue 22)
+    result = pydiff("trust", tmp_path / "run", "--method", "physics,a-posteriori")
+    assert result.returncode == 0, result.stderr
+    result = pydiff("calibrate", tmp_path / "run", "--alpha", 0.5, "--iterations", 5)
+    assert result.returncode == 0, result.stderr
+    held_out = generate(tmp_path / "new.h5", 6, varied("mixed", "inclusions"), seed=9, progress=False)
+    result = pydiff("predict", tmp_path / "run", "--inputs", held_out, "--out", tmp_path / "b.h5", "--max-error", 1e-9)
+    assert result.returncode == 0, result.stderr
+    new = load(held_out)
+    with h5py.File(tmp_path / "b.h5") as f:
+        answers = f["prediction"][()]
+        assert not f["served"][()].any()
+    for k in range(6):  # every answer solved with its own walls
+        with make_solver("direct", wall_problem(new.problem, new.walls[k])) as direct:
+            np.testing.assert_allclose(answers[k], normalise(direct(new.inputs[k:k + 1], new.diffusivity[k:k + 1]))[0][0],
+                                       atol=1e-6)
+    for option in (["--physics-weight", "1"], ["--training-data", "online"]):
+        result = pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / option[0][2:],
+                        "--epochs", "1", "--width", 1 / 32, "--batch-size", 6, "--n-samples", 30, *option)
+        assert result.returncode == 0, result.stderr

@@ -26,6 +26,7 @@ import torch
 
 from ..problem import Problem, SourceDraw, sample_sources, source_images
 from ..problem.diffusivity import diffusivity_channel, diffusivity_maps
+from ..problem.walls import for_each_wall, sample_walls, wall_planes
 from ..solvers.torch_cg import TorchCGSolver
 from ..solvers.torch_spectral import TorchSpectralSolver
 
@@ -155,7 +156,9 @@ class OnlineSamples:
         seed: the stream's seed.
         device: where the fields are solved and the batches live: by the spectral solver in
             PyTorch where D is constant, by :mod:`pydiff.solvers.torch_cg` where it varies.
-        in_channels: 2 adds each sample's diffusivity channel to its image.
+        in_channels: what the network reads besides the image: 2 each sample's diffusivity
+            channel, 3 its wall planes, 4 both (the walls of a mixed problem drawn per sample,
+            :func:`pydiff.problem.walls.sample_walls`, each wall's samples solved by its own backend).
         labelled: False: no solver at all, the fields are NaN (physics-informed training
             learns from the images and maps alone).
     """
@@ -163,11 +166,17 @@ class OnlineSamples:
     def __init__(self, problem: Problem, n: int, seed: int, device: torch.device, in_channels: int = 1,
                  labelled: bool = True) -> None:
         self.problem, self.n, self.seed, self.device = problem, int(n), int(seed), torch.device(device)
-        self.in_channels = in_channels
-        solver = TorchSpectralSolver if problem.diffusivity == "constant" else TorchCGSolver
-        self.solver = solver(problem, device=str(self.device)) if labelled else None
+        self.in_channels, self.labelled = in_channels, labelled
+        self._solvers: dict = {}  # walls -> the backend that solves them
         L = problem.lattice
         self.pixels = L * L
+
+    def _fields(self, problem: Problem, images: torch.Tensor, maps) -> torch.Tensor:
+        """Unnormalised exact fields of one wall condition's samples, on the device."""
+        if problem.boundary not in self._solvers:
+            solver = TorchSpectralSolver if problem.diffusivity == "constant" else TorchCGSolver
+            self._solvers[problem.boundary] = solver(problem, device=str(self.device))
+        return self._solvers[problem.boundary].fields_of(images, maps)
 
     def __len__(self) -> int:
         return self.n
@@ -181,16 +190,18 @@ class OnlineSamples:
         """(b, C, L, L) float32 inputs and (b, 1, L, L) fields of stream samples ``sample_ids`` on the device."""
         images = torch.from_numpy(source_images(self.problem, self.draw(sample_ids))).to(self.device)
         maps = diffusivity_maps(self.problem, sample_ids, [self.seed, STREAM])
-        if self.solver is None:
+        walls = sample_walls(self.problem, sample_ids, [self.seed, STREAM])  # None unless mixed
+        if not self.labelled:
             fields = torch.full_like(images, math.nan)
         else:
-            u = self.solver.fields_of(images, None if maps is None else torch.from_numpy(maps))
+            u = for_each_wall(self.problem, walls, self._fields, images, None if maps is None else torch.from_numpy(maps))
             fields = (u / u.amax(dim=(-2, -1), keepdim=True)).float()
-        inputs = images[:, None]
-        if self.in_channels == 2:
-            channel = torch.from_numpy(diffusivity_channel(maps, self.problem)).to(self.device)
-            inputs = torch.cat([inputs, channel[:, None]], dim=1)
-        return inputs, fields[:, None]
+        inputs = [images[:, None]]
+        if self.in_channels in (2, 4):  # the diffusivity channel
+            inputs.append(torch.from_numpy(diffusivity_channel(maps, self.problem)).to(self.device)[:, None])
+        if self.in_channels >= 3:  # the wall planes
+            inputs.append(torch.from_numpy(wall_planes(walls, self.problem.lattice)).to(self.device))
+        return torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0], fields[:, None]
 
     def epoch_batches(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         first = epoch * self.n

@@ -28,13 +28,14 @@ import torch
 from ..errors import ConfigError
 from ..problem import Problem
 from ..problem.residual import stationary_residual
+from ..problem.walls import for_each_wall
 from ..solvers.torch_cg import TorchCGSolver
 
 ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the constant-D inverse alone)
 
 
 def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+                   iterations: int = ITERATIONS, device: str = "cpu", batch_size: int = 64, walls=None) -> np.ndarray:
     """The fields the equation implies from predictions: ``(y_hat + A^-1 R) / peak`` per sample.
 
     Args:
@@ -45,6 +46,7 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
         iterations: CG steps on the error equation (see the module's text).
         device: where the steps run (``"cpu"``, ``"cuda"``, ``"auto"``).
         batch_size: samples per batch (memory: about 12 float64 fields of L^2 each).
+        walls: (n,) each sample's walls where the problem mixes them (:mod:`pydiff.problem.walls`).
 
     Returns:
         (n, L, L) float32 fields, peak 1: the exact fields when the error equation is solved exactly.
@@ -56,6 +58,9 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(images, dtype=np.float64).reshape(-1, L, L)
     maps = None if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
+    if problem.boundary == "mixed":  # each wall's samples with that wall's operator
+        return for_each_wall(problem, walls, lambda one, *parts: implied_fields(
+            parts[0], parts[1], one, parts[2], iterations, device, batch_size), y, img, maps)
     solver = TorchCGSolver(problem, device=device)
     out = np.empty(y.shape, dtype=np.float32)
     for start in range(0, len(y), batch_size):
@@ -71,9 +76,9 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
 
 
 def error_estimate(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu") -> np.ndarray:
+                   iterations: int = ITERATIONS, device: str = "cpu", walls=None) -> np.ndarray:
     """(n, L, L) estimated absolute errors ``|y_hat - y|`` of predictions, without their ground
     truth (:func:`implied_fields`)."""
     L = problem.lattice
-    implied = implied_fields(prediction, images, problem, diffusivity, iterations, device)
+    implied = implied_fields(prediction, images, problem, diffusivity, iterations, device, walls=walls)
     return np.abs(np.asarray(prediction, dtype=np.float32).reshape(-1, L, L) - implied)

@@ -46,12 +46,13 @@ from ..errors import ConfigError, DataFileError, NotConverged
 from ..problem import Problem
 from ..problem.parameters import equation_differences
 from ..problem.residual import stationary_residual
+from ..problem.walls import for_each_wall
 from ..solvers import exact_timing, normalise
 from ..solvers.fastest import exact_fields
 from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.config import channel_layout
-from ..training.data import load_arrays, network_inputs, sample_maps
+from ..training.data import load_arrays, network_inputs, sample_maps, sample_walls
 from .aposteriori import ITERATIONS, error_estimate
 from .predict import predict
 
@@ -72,20 +73,21 @@ def conformal_quantile(ratios: np.ndarray, alpha: float) -> float:
 
 
 def estimated_max_errors(prediction, images, problem: Problem, maps=None, iterations: int = ITERATIONS,
-                         device: str = "cpu") -> np.ndarray:
-    """(n,) the a-posteriori estimate of each prediction's max absolute error (the score ``s``)."""
-    estimate = error_estimate(prediction, images, problem, maps, iterations, device)
+                         device: str = "cpu", walls=None) -> np.ndarray:
+    """(n,) the a-posteriori estimate of each prediction's max absolute error (the score ``s``);
+    ``walls``: each sample's, where the problem mixes them."""
+    estimate = error_estimate(prediction, images, problem, maps, iterations, device, walls)
     return estimate.reshape(len(estimate), -1).max(axis=1).astype(np.float64)
 
 
-def _errors(model, config, x, y, maps, problem: Problem, iterations, device):
+def _errors(model, config, x, y, maps, walls, problem: Problem, iterations, device):
     """Predictions of (k, C, L, L) inputs ``x``, their scores, true max errors against the fields
     ``y`` and the seconds per sample of the network and of the estimate."""
     start = time.perf_counter()
     prediction = predict(model, x, config.eval_batch_size, device, config.amp)
     network = time.perf_counter() - start
     start = time.perf_counter()
-    scores = estimated_max_errors(prediction, x[:, :1], problem, maps, iterations, str(device))
+    scores = estimated_max_errors(prediction, x[:, :1], problem, maps, iterations, str(device), walls)
     estimator = time.perf_counter() - start
     true = np.abs(prediction - y).reshape(len(x), -1).max(axis=1).astype(np.float64)
     return prediction, scores, true, network / len(x), estimator / len(x)
@@ -93,12 +95,13 @@ def _errors(model, config, x, y, maps, problem: Problem, iterations, device):
 
 class HeldOut(NamedTuple):
     """Labelled samples that played no part in training or model selection: (k, C, L, L)
-    network inputs, (k, 1, L, L) fields, (k, L, L) maps or None, their problem, where they come
-    from and their indices there."""
+    network inputs, (k, 1, L, L) fields, (k, L, L) maps or None, (k,) walls where the problem
+    mixes them (else None), their problem, where they come from and their indices there."""
 
     x: np.ndarray
     y: np.ndarray
     maps: np.ndarray | None
+    walls: np.ndarray | None
     problem: Problem
     source: str
     indices: np.ndarray
@@ -115,7 +118,7 @@ def held_out(config, trained: Problem, data=None) -> HeldOut:
         split = "test" if config.select_on == "val" else "val"  # the split that chose nothing
         index = arrays.split[split]
         return HeldOut(np.asarray(arrays.inputs[index]), np.asarray(arrays.fields[index]), sample_maps(config, index),
-                       arrays.problem, split, index)
+                       sample_walls(config, index), arrays.problem, split, index)
     data = Path(data)
     f, attrs, problem = inspect(data)
     f.close()
@@ -136,7 +139,8 @@ def held_out(config, trained: Problem, data=None) -> HeldOut:
         raise ConfigError(f"{data}: lattice {problem.lattice}, but this network needs {trained.lattice}")
     with load(data) as samples:
         x = network_inputs(samples, config.in_channels)
-        return HeldOut(x, samples.fields[:, None], samples.diffusivity, problem, str(data), np.arange(len(x)))
+        return HeldOut(x, samples.fields[:, None], samples.diffusivity, samples.walls, problem, str(data),
+                       np.arange(len(x)))
 
 
 def _served_report(bound: np.ndarray, true: np.ndarray, ms_answered: float, ms_exact: float) -> list[dict]:
@@ -154,10 +158,10 @@ def _served_report(bound: np.ndarray, true: np.ndarray, ms_answered: float, ms_e
     return rows
 
 
-def warm_start(prediction, images, problem: Problem, maps=None) -> np.ndarray | None:
+def warm_start(prediction, images, problem: Problem, maps=None, walls=None) -> np.ndarray | None:
     """(n, L, L) unnormalised first guesses of the fields from normalised predictions: ``y_hat / c``
     with the source factor ``c`` the residual fits (None where a ``c`` is not positive)."""
-    _, c = stationary_residual(prediction, images, problem, maps)
+    _, c = stationary_residual(prediction, images, problem, maps, walls)
     if not (c > 0).all():
         return None
     L = problem.lattice
@@ -215,10 +219,10 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
         raise ConfigError(f"{len(fit)} calibration samples (half of {len(order)} held out in {samples.source}) cannot "
                           f"calibrate alpha {alpha:g} (it needs at least {needed}); use a larger alpha, or --data with "
                           f"at least {2 * needed} fresh samples")
-    problem, maps = samples.problem, samples.maps
+    problem = samples.problem
 
     def part(index):
-        return samples.x[index], samples.y[index], None if maps is None else maps[index]
+        return samples.x[index], samples.y[index], *(None if a is None else a[index] for a in (samples.maps, samples.walls))
 
     _, scores, true, _, _ = _errors(model, config, *part(fit), problem, iterations, device)
     q = conformal_quantile(true / np.maximum(scores, 1e-12), alpha)
@@ -229,12 +233,12 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
               "guarantee": f"P(max error > bound) <= {alpha:g} for samples of the calibration's problem family; "
                            f"served with bound <= EPS, P(served and max error > EPS) <= {alpha:g}"}
     if len(check):
-        x, y, check_maps = part(check)
-        prediction, scores, true, network_s, estimator_s = _errors(model, config, x, y, check_maps, problem,
-                                                                   iterations, device)
+        x, y, check_maps, check_walls = part(check)
+        prediction, scores, true, network_s, estimator_s = _errors(model, config, x, y, check_maps, check_walls,
+                                                                   problem, iterations, device)
         bound = q * scores
         images = x[:, 0]
-        exact_solver, exact_s = exact_timing(problem, images, check_maps)
+        exact_solver, exact_s = exact_timing(problem, images, check_maps, walls=check_walls)
         report = {"n": int(len(check)), "coverage": float((true <= bound).mean()),
                   "coverage_tolerance": 3 * math.sqrt(alpha * (1 - alpha) / len(check)),
                   "median_bound_over_error": float(np.median(bound / np.maximum(true, 1e-12))),
@@ -277,9 +281,10 @@ def read_calibration(run_dir, path=None, named: str | None = None) -> dict:
 
 
 def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, max_error: float, calibration: dict,
-          device: str = "cpu") -> dict:
+          device: str = "cpu", walls=None) -> dict:
     """The answers to (n, L, L) ``images`` given the network's ``prediction``: the prediction
-    where its bound is at most ``max_error``, the exact field elsewhere.
+    where its bound is at most ``max_error``, the exact field elsewhere (``walls``: each
+    sample's, where the problem mixes them).
 
     Returns:
         ``prediction`` (n, L, L) float32 answers, ``bound`` (n,), ``served`` (n,) bool, and
@@ -291,13 +296,20 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
     L = problem.lattice
     prediction = np.asarray(prediction, dtype=np.float32).reshape(-1, L, L)
     bound = calibration["quantile"] * estimated_max_errors(prediction, images, problem, maps,
-                                                           calibration["iterations"], device)
+                                                           calibration["iterations"], device, walls)
     served = bound <= max_error
     answers, iterations = prediction.copy(), 0
     todo = np.flatnonzero(~served)
     if len(todo):
-        todo_maps = None if maps is None else np.asarray(maps)[todo]
-        initial = warm_start(prediction[todo], images[todo], problem, todo_maps)
-        u, _, iterations = exact_fields(problem, images[todo], todo_maps, initial, device)
-        answers[todo] = normalise(u)[0]
+        todo_maps, todo_walls = (None if a is None else np.asarray(a)[todo] for a in (maps, walls))
+        initial = warm_start(prediction[todo], images[todo], problem, todo_maps, todo_walls)
+        counts = []
+
+        def solve(one, *parts):
+            u, _, n = exact_fields(one, *parts, device=device)
+            counts.append(n)
+            return u
+
+        answers[todo] = normalise(for_each_wall(problem, todo_walls, solve, images[todo], todo_maps, initial))[0]
+        iterations = sum(counts)
     return {"prediction": answers, "bound": bound.astype(np.float32), "served": served, "cg_iterations": iterations}

@@ -199,21 +199,22 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     x = images[:, None]
     if maps is not None:
         x = np.concatenate([x, diffusivity_channel(maps, problem)[:, None]], axis=1)
-    if reads_walls:  # a network of mixed walls: each sample's, from the inputs file
-        x = np.concatenate([x, wall_planes(read_walls(inputs_path, len(images)), images.shape[-1])], axis=1)
+    walls = read_walls(inputs_path, len(images)) if reads_walls else None
+    if walls is not None:  # a network of mixed walls: each sample's, from the inputs file
+        x = np.concatenate([x, wall_planes(walls, images.shape[-1])], axis=1)
     start = time.perf_counter()
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
     if calibration is not None:  # the file's own problem (its family is the calibration's)
-        answers = serve(prediction, images, given or family, maps, max_error, calibration, str(device))
+        answers = serve(prediction, images, given or family, maps, max_error, calibration, str(device), walls)
         arrays.update(prediction=answers["prediction"], bound=answers["bound"], served=answers["served"])
         summary.update(served=float(answers["served"].mean()), cg_iterations=answers["cg_iterations"],
                        seconds_per_answer=(time.perf_counter() - start) / len(images))
     if uncertainty:
         _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
         the_problem = dataclasses.replace(problem, lattice=images.shape[-1])  # D and gamma as trained
-        residual, _ = stationary_residual(prediction, images, the_problem, maps)
+        residual, _ = stationary_residual(prediction, images, the_problem, maps, walls)
         arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
         summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
     with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:

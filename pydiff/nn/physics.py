@@ -32,6 +32,7 @@ import torch
 
 from ..errors import ConfigError
 from ..problem import Problem
+from ..problem.walls import PLANES, for_each_wall, walls_from_planes
 from ..solvers.torch_cg import TorchCGSolver
 
 TINY = 1e-12  # keeps 0/0 of an all-zero prediction at 0 (its peak term is then 1)
@@ -40,32 +41,33 @@ TINY = 1e-12  # keeps 0/0 of an all-zero prediction at 0 (its peak term is then 
 class PhysicsLoss:
     """``loss(prediction, x)`` -> (b,) per-sample physics losses of (b, 1, L, L) predicted fields
     for (b, C, L, L) network inputs (channel 0 the source image; channel 1, where D varies, the
-    diffusivity channel)."""
+    diffusivity channel; the last two, where the walls are mixed, each sample's wall planes,
+    :func:`pydiff.problem.walls.wall_planes`: each wall's samples get that wall's operator)."""
 
     def __init__(self, problem: Problem) -> None:
         if problem.source_model != "production":
             raise ConfigError("the physics loss needs the production source model (clamped sources hold "
                               "cells at fixed values, with no source term to balance)")
-        if problem.boundary == "mixed":
-            raise ConfigError("the physics loss of data sets mixing wall conditions is not built yet (it needs each "
-                              "sample's walls); train on one wall condition, or without --physics-weight")
         self.problem = problem
-        self._filters: dict = {}  # (device, dtype) -> the constant-D inverse
+        self._filters: dict = {}  # (walls, device, dtype) -> the constant-D inverse
 
-    def _filter(self, device: torch.device, dtype: torch.dtype) -> TorchCGSolver:
-        key = (str(device), dtype)
+    def _filter(self, problem: Problem, device: torch.device, dtype: torch.dtype) -> TorchCGSolver:
+        key = (problem.boundary, str(device), dtype)
         if key not in self._filters:
-            self._filters[key] = TorchCGSolver(self.problem, device=str(device), dtype=dtype)
+            self._filters[key] = TorchCGSolver(problem, device=str(device), dtype=dtype)
         return self._filters[key]
 
     def __call__(self, prediction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p = self.problem
+        walls = walls_from_planes(x[:, -PLANES:]) if self.problem.boundary == "mixed" else None
+        return for_each_wall(self.problem, walls, self._loss, prediction, x)
+
+    def _loss(self, p: Problem, prediction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         y = prediction[:, 0]
         image = x[:, 0].to(y.dtype)
-        # the diffusivity channel (None: the constant problem.D)
+        # the diffusivity channel (None: the constant problem.D); 2 or 4 channels carry one, 3 and 4 the walls
         D = p.D * torch.pow(torch.tensor(10.0, dtype=y.dtype, device=x.device), x[:, 1].to(y.dtype)) \
-            if x.shape[1] > 1 else None
-        inverse = self._filter(y.device, y.dtype)
+            if x.shape[1] in (2, 4) else None
+        inverse = self._filter(p, y.device, y.dtype)
         A, mean_D = inverse.operator(D, y)
         w = inverse.constant_inverse(A(y), mean_D)
         z = inverse.constant_inverse(image, mean_D)

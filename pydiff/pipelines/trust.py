@@ -55,7 +55,7 @@ from ..problem.residual import stationary_residual
 from ..solvers import exact_timing
 from ..training import checkpoint, distributed
 from ..training.config import config_for
-from ..training.data import load_arrays, sample_maps
+from ..training.data import load_arrays, sample_maps, sample_walls
 from ..training.run import train
 from .steps import cached_run, train_and_evaluate
 
@@ -138,6 +138,10 @@ class _Case:
     maps: np.ndarray | None  # (n, L, L) diffusivity maps where D varies
     prediction: np.ndarray  # (n, 1, L, L)
     progress: bool
+    walls: np.ndarray | None = None  # (n,) each sample's walls where the data mixes them
+
+    def walls_of(self, indices) -> np.ndarray | None:
+        return sample_walls(self.config, indices)
 
     @property
     def images(self) -> np.ndarray:
@@ -158,13 +162,14 @@ def _mc_dropout(case: _Case, samples: int, **_) -> Scores:
 
 
 def _physics(case: _Case, **_) -> Scores:
-    (residual, _), seconds = _timed(stationary_residual, case.prediction, case.images, case.problem, case.maps)
+    (residual, _), seconds = _timed(stationary_residual, case.prediction, case.images, case.problem, case.maps,
+                                    case.walls)
     return _map_scores(residual, seconds)
 
 
 def _a_posteriori(case: _Case, iterations: int = ITERATIONS, **_) -> Scores:
     estimate, seconds = _timed(error_estimate, case.prediction, case.images, case.problem, case.maps, iterations,
-                               str(case.device))
+                               str(case.device), case.walls)
     return _map_scores(estimate, seconds)
 
 
@@ -187,14 +192,15 @@ def _learned(case: _Case, **_) -> Scores:
     start = time.perf_counter()
     x_cal, y_cal = case.arrays.inputs[calibration], case.arrays.fields[calibration]
     predicted_cal = predict(case.model, x_cal, case.config.eval_batch_size, case.device, case.config.amp)
-    residual_cal, _ = stationary_residual(predicted_cal, x_cal[:, :1], case.problem, case.maps_of(calibration))
+    residual_cal, _ = stationary_residual(predicted_cal, x_cal[:, :1], case.problem, case.maps_of(calibration),
+                                          case.walls_of(calibration))
     scale = float(np.std(residual_cal)) or 1.0
     channel = (lambda x: None) if x_cal.shape[1] == 1 else (lambda x: x[:, 1])
     inputs_cal = features(x_cal[:, :1], predicted_cal, residual_cal, scale, channel(x_cal))
     model = fit_error_model(inputs_cal, error_targets(predicted_cal, y_cal), seed=case.config.seed, device=case.device)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    residual, _ = stationary_residual(case.prediction, case.images, case.problem, case.maps)
+    residual, _ = stationary_residual(case.prediction, case.images, case.problem, case.maps, case.walls)
     errors = predicted_errors(model, features(case.images, case.prediction, residual, scale, channel(case.x)),
                               device=case.device)
     return Scores(errors[:, 0], errors[:, 1], time.perf_counter() - start, fit_seconds)
@@ -252,15 +258,13 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "au
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
     arrays = load_arrays(config, memory_budget(torch.device("cpu")))
-    if arrays.problem.boundary == "mixed":
-        raise ConfigError(f"{run_dir}: trust on data sets mixing wall conditions is not built yet (the estimators "
-                          "need each sample's walls); pydiff evaluate measures such a run")
     test = arrays.split["test"]
     if len(test) < 20:
         raise ConfigError(f"{run_dir}: {len(test)} test samples are too few to rank")
     x, y = arrays.inputs[test], arrays.fields[test]
     case = _Case(run_dir, model, config, arrays, device, test, x, None, np.empty(0), progress)
     case.maps = case.maps_of(test)  # the residual needs the maps themselves, not the network's channel
+    case.walls = case.walls_of(test)
     case.prediction = predict(model, x, config.eval_batch_size, device, config.amp)
     error = np.abs(case.prediction - y).reshape(len(test), -1)
     mean_error, max_error = error.mean(axis=1), error.max(axis=1)
@@ -281,7 +285,7 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "au
         row.update(mean_score=float(score.mean.mean()), ms_per_sample=1e3 * score.seconds / len(test),
                    fit_seconds=score.fit_seconds)
         rows.append(row)
-    backend, seconds = exact_timing(case.problem, case.images[:, 0], case.maps, EXACT_TIMING_SAMPLES)
+    backend, seconds = exact_timing(case.problem, case.images[:, 0], case.maps, EXACT_TIMING_SAMPLES, case.walls)
     rows.append({"method": "exact", "samples": min(len(test), EXACT_TIMING_SAMPLES), "ms_per_sample": 1e3 * seconds,
                  "fit_seconds": 0.0, "solver": backend})
     table = pd.DataFrame(rows)

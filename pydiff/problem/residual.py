@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
 from .operator import divergence
 from .parameters import Problem
+from .walls import for_each_wall
 
 
 def five_point_laplacian(fields: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def five_point_laplacian(fields: np.ndarray) -> np.ndarray:
 
 
 def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Problem,
-                        diffusivity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        diffusivity: np.ndarray | None = None, walls=None) -> tuple[np.ndarray, np.ndarray]:
     """The residual maps ``div(D grad y) - gamma y + c img`` of predicted fields and the fitted ``c``.
 
     Args:
@@ -47,17 +47,19 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
         image: (n, [1,] L, L) their source images (the network's inputs).
         problem: the constants ``D`` and ``gamma`` and the walls.
         diffusivity: (n, [1,] L, L) maps where D varies (None: the constant ``problem.D``).
+        walls: (n,) each sample's walls where the problem mixes them (:mod:`pydiff.problem.walls`).
 
     Returns:
         ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
         clamped sources, whose held cells have residual 0).
     """
-    if problem.boundary == "mixed":
-        raise ConfigError("the stationary residual of data sets mixing wall conditions needs each sample's walls; "
-                          "not built yet (measure such a run with pydiff evaluate)")
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)
+    if problem.boundary == "mixed":
+        maps = None if diffusivity is None else np.asarray(diffusivity).reshape(-1, L, L)
+        return for_each_wall(problem, walls, lambda one, *parts: stationary_residual(*parts[:2], one, parts[2]),
+                             y, img, maps)
     if diffusivity is None and problem.boundary == "dirichlet":
         without_source = problem.D * five_point_laplacian(y) - problem.gamma * y
     else:
@@ -71,8 +73,8 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
 
 
 def residual_score(prediction: np.ndarray, image: np.ndarray, problem: Problem,
-                   diffusivity: np.ndarray | None = None) -> np.ndarray:
+                   diffusivity: np.ndarray | None = None, walls=None) -> np.ndarray:
     """(n,) mean absolute stationary residual per sample: 0 for exact fields, larger the less
     a prediction obeys the equation."""
-    residual, _ = stationary_residual(prediction, image, problem, diffusivity)
+    residual, _ = stationary_residual(prediction, image, problem, diffusivity, walls)
     return np.abs(residual).mean(axis=(1, 2))

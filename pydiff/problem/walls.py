@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import ConfigError
 from .parameters import BOUNDARIES, Problem
 
 STREAM = 0x77616C  # "wal": keeps the walls apart from the sources and maps drawn with the same seed
@@ -52,3 +53,53 @@ def wall_planes(walls: np.ndarray, lattice: int) -> np.ndarray:
     planes[walls == BOUNDARIES.index("neumann"), 0] = 1.0
     planes[walls == BOUNDARIES.index("periodic"), 1] = 1.0
     return planes
+
+
+def walls_from_planes(planes) -> np.ndarray:
+    """(b,) uint8 walls of (b, 2, L, L) wall planes (:func:`wall_planes`, numpy or torch): the
+    inverse of that function, read from each plane's first cell."""
+    corner = np.asarray(planes[:, :, 0, 0].detach().cpu() if hasattr(planes, "detach") else planes[:, :, 0, 0])
+    walls = np.full(len(corner), BOUNDARIES.index("dirichlet"), dtype=np.uint8)
+    walls[corner[:, 0] > 0.5] = BOUNDARIES.index("neumann")
+    walls[corner[:, 1] > 0.5] = BOUNDARIES.index("periodic")
+    return walls
+
+
+def for_each_wall(problem: Problem, walls, function, *arrays):
+    """``function(one_wall_problem, *parts)`` on each group of samples that share their walls,
+    the results put back in sample order: every per-sample computation of a data set mixing wall
+    conditions (residuals, error estimates, exact solves, the physics loss).
+
+    Args:
+        problem: the problem; where its walls are not ``"mixed"``, ``function(problem, *arrays)``
+            is called once, as it is.
+        walls: (b,) wall indices (:data:`~pydiff.problem.parameters.BOUNDARIES`) of a mixed problem.
+        function: maps a problem of one wall condition and the group's arrays to an array or a
+            tuple of arrays with the group's samples along their first axis.
+        arrays: numpy arrays or torch tensors with the b samples along their first axis (None is
+            passed through).  Torch results keep their autograd graph.
+    """
+    if problem.boundary != "mixed":
+        return function(problem, *arrays)
+    if walls is None or len(walls) != len(next(a for a in arrays if a is not None)):
+        raise ConfigError("a data set mixing wall conditions needs each sample's walls")
+    results, single = None, False
+    for wall, index in by_wall(np.asarray(walls)):
+        parts = [None if a is None else a[index if isinstance(a, np.ndarray) else _torch_index(a, index)]
+                 for a in arrays]
+        out = function(wall_problem(problem, wall), *parts)
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        if results is None:
+            n = len(walls)
+            results = [np.empty((n, *o.shape[1:]), dtype=o.dtype) if isinstance(o, np.ndarray)
+                       else o.new_empty((n, *o.shape[1:])) for o in outs]
+        for result, o in zip(results, outs):
+            result[index if isinstance(result, np.ndarray) else _torch_index(result, index)] = o
+    return results[0] if single else tuple(results)
+
+
+def _torch_index(tensor, index: np.ndarray):
+    import torch
+
+    return torch.as_tensor(index, device=tensor.device)

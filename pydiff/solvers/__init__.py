@@ -134,24 +134,29 @@ def solve(images: np.ndarray, problem: Problem, backend: str = "auto", diffusivi
 
 
 
-def timed_solve(solver: Solver, images: np.ndarray, diffusivity=None) -> tuple[np.ndarray, float]:
+def timed_solve(solver: Solver, images: np.ndarray, diffusivity=None, walls=None) -> tuple[np.ndarray, float]:
     """The fields of ``images`` and the seconds per sample, after a one-image warm-up call
-    (Julia compiles on its first call; start-up is not part of a solver's speed)."""
+    (Julia compiles on its first call; start-up is not part of a solver's speed); ``walls``:
+    each sample's, for a problem that mixes them."""
     import time
 
-    solver(images[:1], None if diffusivity is None else diffusivity[:1])
+    def call(index):
+        args = (images[index], None if diffusivity is None else diffusivity[index])
+        return solver(*args) if walls is None else solver(*args, walls[index])
+
+    call(slice(0, 1))
     start = time.perf_counter()
-    u = solver(images, diffusivity)
+    u = call(slice(None))
     return u, (time.perf_counter() - start) / len(images)
 
 
-def exact_timing(problem: Problem, images: np.ndarray, diffusivity=None, n: int = 32) -> tuple[str, float]:
+def exact_timing(problem: Problem, images: np.ndarray, diffusivity=None, n: int = 32, walls=None) -> tuple[str, float]:
     """The backend ``"auto"`` picks for ``problem`` (the fastest exact one) and its seconds per
-    sample on up to ``n`` of the (b, L, L) ``images`` (:func:`timed_solve`): what an estimate
-    of an error must cost less than."""
+    sample on up to ``n`` of the (b, L, L) ``images`` (:func:`timed_solve`; ``walls``: each
+    sample's, where the problem mixes them): what an estimate of an error must cost less than."""
     with make_solver("auto", problem) as solver:
         _, seconds = timed_solve(solver, np.asarray(images[:n], dtype=np.float64),
-                                 None if diffusivity is None else diffusivity[:n])
+                                 None if diffusivity is None else diffusivity[:n], None if walls is None else walls[:n])
         return solver.name, seconds
 
 

@@ -134,3 +134,11 @@ def sample_maps(config: TrainConfig, indices) -> np.ndarray | None:
         if data.diffusivity is None:
             return None
         return np.stack([data.diffusivity[i] for i in indices]) if len(indices) else None
+
+
+def sample_walls(config: TrainConfig, indices) -> np.ndarray | None:
+    """The (k,) walls of a run's samples ``indices`` where its data file mixes them; None otherwise."""
+    with load(config.data, lazy=True) as data:
+        if data.walls is None:
+            return None
+        return np.asarray(data.walls[: len(data)])[np.asarray(indices, dtype=np.int64)]

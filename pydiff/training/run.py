@@ -57,8 +57,6 @@ def training_samples(config: TrainConfig, arrays, device: torch.device):
     fresh exact samples per epoch of the file's problem."""
     train = arrays.split["train"]
     if config.training_data == "online":
-        if arrays.problem.boundary == "mixed":
-            raise ConfigError("online samples of mixed wall conditions are not built yet; train on the data file")
         return OnlineSamples(arrays.problem, len(train), config.seed, device, config.in_channels,
                              labelled=config.labels > 0)
     samples = file_samples(arrays, train, device)
