@@ -92,3 +92,10 @@ def test_export_writes_a_model_that_loads_without_its_run(tmp_path):
     assert config.data == "" and all((a == b).all() for a, b in zip(shared.state_dict().values(),
                                                                    original.state_dict().values()))
     assert_clean_failure(run_cli("export", tmp_path / "run", tmp_path / "shared"), 2, "exists; pass --overwrite")
+    # a calibrated run's bound travels with it, valid for the same weights wherever they go
+    (tmp_path / "gone").rename(tmp_path / "data")
+    assert run_cli("calibrate", tmp_path / "run", "--alpha", 0.5).returncode == 0
+    assert run_cli("export", tmp_path / "run", tmp_path / "bounded").returncode == 0
+    from pydiff.evaluation.bound import read_calibration
+
+    assert read_calibration(tmp_path / "bounded")["alpha"] == 0.5

@@ -2,6 +2,7 @@
 (issue 21, section 1), and the calibration's own split, its data, and its model."""
 
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -10,9 +11,12 @@ import pytest
 from pydiff.datasets.hdf5 import load
 from pydiff.datasets.split import split_indices
 from pydiff.datasets.writer import generate
+from pydiff.errors import ConfigError
+from pydiff.evaluation.bound import read_calibration
 from pydiff.problem import Problem
 from pydiff.solvers import make_solver, normalise
 from pydiff.training.config import config_for
+from pydiff.training.pretrained import pretrained_dir, pretrained_names
 from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
@@ -141,12 +145,24 @@ def test_a_shipped_model_is_calibrated_on_a_data_file_and_served_with_its_bound(
     assert result.returncode == 0, result.stderr
     with h5py.File(answers) as f:
         assert f["bound"].shape == (6,) and (f["bound"][()][f["served"][()]] <= 0.2).all()
-    # without a calibration, the shipped model says how to make one
-    assert_clean_failure(pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out",
-                                tmp_path / "x.h5", "--max-error", 0.2), 2, "--calibration")
+    # without --calibration, the shipped model's own calibration serves
+    result = pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out", tmp_path / "x.h5",
+                    "--max-error", 0.2)
+    assert result.returncode == 0, result.stderr
     # a calibration of another model is refused
     calibration["model_sha256"] = "0" * 64
     (tmp_path / "other.json").write_text(json.dumps(calibration))
     assert_clean_failure(pydiff("predict", "--pretrained", "quick2024-encdec", "--inputs", new, "--out",
                                 tmp_path / "y.h5", "--calibration", tmp_path / "other.json", "--max-error", 0.2),
                          2, "another model")
+
+
+@pytest.mark.parametrize("name", pretrained_names())
+def test_each_shipped_model_ships_a_calibration_of_its_own_weights(name, tmp_path):
+    calibration = read_calibration(pretrained_dir(name), named=f"--pretrained {name}")
+    assert 0 < calibration["quantile"] < 10 and calibration["n_calibration"] >= 1000
+    # a shipped model without one says how to make one
+    for file in ("config.json", "model.safetensors"):
+        shutil.copy(pretrained_dir(name) / file, tmp_path / file)
+    with pytest.raises(ConfigError, match="--calibration FILE, made by pydiff calibrate --pretrained"):
+        read_calibration(tmp_path, named=f"--pretrained {name}")

@@ -56,7 +56,7 @@ from ..training.data import load_arrays, network_inputs, sample_maps, sample_wal
 from .aposteriori import ITERATIONS, error_estimate
 from .predict import predict
 
-CALIBRATION = "calibration.json"
+CALIBRATION = checkpoint.CALIBRATION
 EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5)  # the max errors the calibration report tries
 METHOD = "a-posteriori"
 HALVES = 0x63616C  # "cal": the random stream that halves the held-out samples into calibration and check

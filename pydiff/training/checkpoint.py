@@ -11,6 +11,8 @@ A run directory holds
     log.csv        one row per epoch: losses, learning rate, time, roll-back events, bytes written
     result.json    written when the run ends: best epoch, roll-backs, training seconds
     metrics.json, table.csv, fig*.png   written by evaluation (pydiff evaluate / reproduce)
+    calibration.json   the calibrated bound of the model's errors (pydiff calibrate), made for
+                       this model.safetensors only (it records its SHA-256)
 
 Every file is written under a temporary name and renamed, so a reader (or a resumed run) never
 sees half a file.  Models load from a run without the trainer: :func:`load_model`.  Nothing read
@@ -43,6 +45,7 @@ MODEL_FORMAT = "pydiff.model"
 LOG = "log.csv"
 RESULT = "result.json"
 METRICS = "metrics.json"
+CALIBRATION = "calibration.json"  # the bound on each prediction's error (pydiff.evaluation.bound)
 TABLE = "table.csv"
 FIGURES = ("fig4_loss.png", "fig5_samples.png", "fig8_truth_vs_prediction.png", "fig9_slices.png",
            "fig10_pdfs.png")

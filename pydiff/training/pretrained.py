@@ -3,7 +3,8 @@
 A shared model is a directory of three files, as the field shares models (The Well, Hugging
 Face): ``config.json`` (the :class:`~pydiff.training.config.TrainConfig`), ``model.safetensors``
 (the weights, with the problem they were trained on) and ``metrics.json`` (its test-set
-metrics and how it was made).  Loading one runs no code from it.
+metrics and how it was made), and ``calibration.json`` where the run was calibrated (the bound
+``predict --max-error`` uses).  Loading one runs no code from it.
 """
 
 from __future__ import annotations
@@ -66,4 +67,7 @@ def export_model(run_dir, out_dir, overwrite: bool = False) -> Path:
     with atomic.replacing(out_dir / checkpoint.MODEL) as tmp:
         shutil.copyfile(run_dir / checkpoint.MODEL, tmp)
     atomic.write_text(json.dumps(summary, indent=2), out_dir / checkpoint.METRICS)
+    if (run_dir / checkpoint.CALIBRATION).is_file():  # its bound travels with it (it names the model's SHA-256)
+        with atomic.replacing(out_dir / checkpoint.CALIBRATION) as tmp:
+            shutil.copyfile(run_dir / checkpoint.CALIBRATION, tmp)
     return out_dir
