@@ -27,6 +27,16 @@ def test_scalars_by_hand():
     assert result["mean_rel_res"] == pytest.approx((0.4 + 0.0 + 2.0) / 3)
     # gradients: along x (rows) d_pred = [0.9, 0.45], d_true = [1.0, -0.25]; along y [0.2, -0.25] vs [0.5, -0.75]
     assert result["grad_res"] == pytest.approx((0.1 + 0.7 + 0.3 + 0.5) / 4)
+    # relative L2: |(0.1, -0.2, 0, 0.5)| / |(0, 0.5, 1, 0.25)| = sqrt(0.30) / sqrt(1.3125); RMSE sqrt(0.30 / 4)
+    assert result["rel_l2"] == pytest.approx(math.sqrt(0.30 / 1.3125))
+    assert result["rmse"] == pytest.approx(math.sqrt(0.30 / 4))
+
+
+def test_relative_l2_is_the_mean_over_samples_whatever_the_batches():
+    true = np.stack([np.full((3, 3), 1.0), np.full((3, 3), 2.0), np.full((3, 3), 4.0)])
+    pred = true + np.stack([np.full((3, 3), 0.1), np.full((3, 3), 0.1), np.full((3, 3), 0.0)])
+    for batches in (1, 3):  # per sample 0.1, 0.05 and 0: a mean over samples, not a pooled norm
+        assert metrics_of(pred, true, batches)[0]["rel_l2"] == pytest.approx((0.1 + 0.05 + 0.0) / 3)
 
 
 def test_percentile_matches_numpy_and_is_batch_independent():

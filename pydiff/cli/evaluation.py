@@ -49,7 +49,7 @@ def evaluate(run_dir, splits, data, device):
         result, path = write_transfer_report(run_dir, data, device)
         click.echo(f"{run_dir} on {data}: {result['n_samples']} samples")
         click.echo(f"  mean residual {result['mean_res']:.4g}, 99th percentile {result['p99_res']:.4g}, "
-                   f"max {result['max_res']:.4g}")
+                   f"max {result['max_res']:.4g}, relative L2 {result['rel_l2']:.4g}")
         click.echo(f"wrote {Path(path)}")
         return
 
@@ -60,7 +60,7 @@ def evaluate(run_dir, splits, data, device):
     test = metrics["test"]
     click.echo(f"{run_dir}: {test['n_samples']} test samples")
     click.echo(f"  mean residual {test['mean_res']:.4g}, 99th percentile {test['p99_res']:.4g}, "
-               f"max {test['max_res']:.4g}, mean relative residual {test['mean_rel_res']:.4g}, "
+               f"max {test['max_res']:.4g}, relative L2 {test['rel_l2']:.4g}, mean relative residual {test['mean_rel_res']:.4g}, "
                f"gradient residual {test['grad_res']:.4g}")
     if len(test.get("regions", [])) > 1:  # data with several source counts (the 2024 problem)
         import pandas as pd

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import click
 
+from ..problem.parameters import DIFFUSIVITIES, SETUPS
+from ..registry import PRESETS
+
 
 def problem_options(command):
     """The options that define the diffusion problem (docs/problem.md), shared by commands."""
     options = [
-        click.option("--lattice", default=100, show_default=True, help="Cells per side L of the square lattice."),
-        click.option("--radius", default=5, show_default=True, help="Source disk radius, in cells."),
-        click.option("--n-sources", default="2", show_default=True,
+        click.option("--lattice", type=int, show_default="100; darcy: 85",
+                     help="Cells per side L of the square lattice (darcy: 85, 141, 211 or 421, kept from the solve lattice)."),
+        click.option("--solve-lattice", type=int, show_default="the lattice; darcy: 421",
+                     help="Solve on this lattice and keep every r-th cell, r = (solve lattice - 1) / (lattice - 1) "
+                     "(--setup darcy, as the FNO paper's data)."),
+        click.option("--radius", type=int, show_default="5", help="Source disk radius, in cells."),
+        click.option("--n-sources", show_default="2",
                      help="Disks per image, or a range such as 1-20 (--setup paper2024: every count equally often)."),
-        click.option("--setup", type=click.Choice(["paper2021", "paper2024"]), default="paper2021", show_default=True,
-                     help="Source recipe: paper2021 (genData.jl: img = img*U + disk in turn) or paper2024 "
-                     "(runSim.jl: each disk added with an amplitude uniform in [0.01, 1])."),
-        click.option("--D", "D", default=1.0, show_default=True, help="Diffusion constant (cells^2 per time unit)."),
-        click.option("--gamma", default=1 / 400, show_default="1/400", help="Decay rate (per time unit)."),
+        click.option("--setup", type=click.Choice(list(SETUPS)), default="paper2021", show_default=True,
+                     help="Source recipe: paper2021 (genData.jl: img = img*U + disk in turn), paper2024 "
+                     "(runSim.jl: each disk added with an amplitude uniform in [0.01, 1]), or darcy (Darcy flow "
+                     "as the FNO paper poses it: -div(a grad u) = 1 on the unit square, a = 12 or 3 from a Gaussian "
+                     "random field, u stored as it is; its defaults: --D 3 --contrast 4 --gamma 0)."),
+        click.option("--D", "D", type=float, show_default="1; darcy: 3",
+                     help="Diffusion constant (cells^2 per time unit); darcy: the low value of a."),
+        click.option("--gamma", type=float, show_default="1/400; darcy: 0", help="Decay rate (per time unit)."),
         click.option("--t-max", default=3000.0, show_default=True, help="Integration time of the ODE."),
         click.option(
             "--source-model",
@@ -26,12 +36,13 @@ def problem_options(command):
             help="production: the image is a source term (the original code); "
             "clamped: disk cells held at their values (the paper's wording; --backend direct).",
         ),
-        click.option("--diffusivity", type=click.Choice(["constant", "inclusions", "lognormal"]), default="constant",
-                     show_default=True, help="D(x): constant (the papers'); inclusions (random disks of D*contrast or "
+        click.option("--diffusivity", type=click.Choice(list(DIFFUSIVITIES)), show_default="constant; darcy: darcy",
+                     help="D(x): constant (the papers'); inclusions (random disks of D*contrast or "
                      "D/contrast in a background D); lognormal (exp of a Gaussian random field, max/min = contrast). "
                      "Each sample draws its own map."),
-        click.option("--contrast", default=10.0, show_default=True,
-                     help="An inclusion's D over the background's (up or down), or the lognormal field's max/min."),
+        click.option("--contrast", type=float, show_default="10; darcy: 4",
+                     help="An inclusion's D over the background's (up or down), the lognormal field's max/min, or "
+                     "darcy's high value of a over its low one."),
         click.option("--inclusions", default=12, show_default=True, help="Inclusion disks per sample (radius L/20-L/8)."),
         click.option("--correlation-length", type=float, default=0.0, show_default="L/10",
                      help="Correlation length of the lognormal field, in cells."),
@@ -42,7 +53,7 @@ def problem_options(command):
                      default="dirichlet", show_default=True,
                      help="Walls: dirichlet (zero values outside, the papers'), neumann (no flux), periodic, or mixed "
                      "(each sample draws one of the three; stored per sample, read by the networks as two planes)."),
-        click.option("--target", type=click.Choice(["auto", "t_max", "stationary"]), default="auto", show_default=True,
+        click.option("--target", type=click.Choice(["auto", "t_max", "stationary"]), show_default="auto",
                      help="The field: at t_max (the papers' code) or stationary; auto: t_max for the papers' problem, "
                      "stationary for every other."),
     ]
@@ -51,19 +62,19 @@ def problem_options(command):
     return command
 
 
-def make_problem(lattice, radius, n_sources, setup, D, gamma, t_max, source_model, diffusivity="constant",
-                 contrast=10.0, inclusions=12, correlation_length=0.0, sources="disks", boundary="dirichlet",
-                 target="auto"):
+def make_problem(setup="paper2021", n_sources=None, **values):
+    """The Problem of the problem options; an option not given (None) takes the setup's default
+    (:data:`~pydiff.problem.parameters.SETUP_DEFAULTS`), else the Problem's own."""
     from ..errors import ConfigError
     from ..problem import Problem
 
-    low, _, high = str(n_sources).partition("-")
-    try:
-        low, high = int(low), int(high or low)
-    except ValueError:
-        raise ConfigError(f"--n-sources takes a count or a range like 1-20, got {n_sources!r}") from None
-    return Problem(lattice, radius, high, D, gamma, t_max, source_model, setup, low, diffusivity, contrast, inclusions,
-                   correlation_length, sources, boundary, target)
+    if n_sources is not None:
+        low, _, high = str(n_sources).partition("-")
+        try:
+            values["min_sources"], values["n_sources"] = int(low), int(high or low)
+        except ValueError:
+            raise ConfigError(f"--n-sources takes a count or a range like 1-20, got {n_sources!r}") from None
+    return Problem.for_setup(setup, **values)
 
 
 BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 128^2 and multigrid above), "
@@ -71,7 +82,7 @@ BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 1
                 "multigrid (pyamg CG), julia (DifferentialEquations.jl).")
 
 
-PRESET_NAMES = ["quick", "paper", "smoke", "quick2024", "paper2024", "quick-varied", "paper-varied"]
+PRESET_NAMES = list(PRESETS)  # the registry's, in its order
 
 
 def parse_labels(value):
@@ -95,13 +106,15 @@ def training_options(command):
         click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
                      help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
                      "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU); "
-                     "quick-varied, paper-varied (the same reading D as well, on inclusions of contrast 10; CPU / GPU)."),
+                     "quick-varied, paper-varied (the same reading D as well, on inclusions of contrast 10; CPU / GPU); "
+                     "darcy85 (Darcy flow at 85^2 as the FNO paper poses it, its FNO configuration)."),
         click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]),
                      help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
                      "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "
                      '(any lattice; pip install "pydiff[fno]").'),
         click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
-                     "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights); "
+                     "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights), "
+                     "rel-L2 (relative L2 per sample, the FNO paper's); "
                      "default: the Table 2 row's or the preset's."),
         click.option("--loss-delta", type=float, help="Threshold of the Huber losses, in field units (default 0.1)."),
         click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
@@ -109,7 +122,13 @@ def training_options(command):
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
         click.option("--batch-size", type=int, help="Global training batch size (paper: 25); K torchrun ranks take B/K each."),
         click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
-        click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), help="Learning-rate schedule."),
+        click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "halving"]),
+                     help="Learning-rate schedule: constant, cosine (to lr/100 at the last epoch), or halving every "
+                     "--lr-halve-every epochs (the FNO paper's)."),
+        click.option("--lr-halve-every", type=int, help="Epochs between halvings of the halving schedule (default 100)."),
+        click.option("--weight-decay", type=float, help="Adam's L2 penalty on the weights (default 0; darcy85: 1e-4)."),
+        click.option("--field-scale", type=float, help="The network's output times this is the field (default 1; "
+                     "darcy85: 0.01, the order of Darcy flow's u)."),
         click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
         click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0); "
                      "each source count is split alike."),

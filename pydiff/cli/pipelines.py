@@ -121,13 +121,14 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
               help="Comma-separated: surrogate (2021, 100x100 only), encdec, unet (2024), fno (neuraloperator).")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
               help="Data, split, loss and optimiser of every model: quick (the 2021 quick data, 100x100, where all "
-              "four run) or quick2024; the paper presets for GPUs.")
+              "four run), quick2024, quick-varied, or darcy85 (Darcy flow as the FNO paper poses it: the field's "
+              "benchmark, relative L2 beside the published values); the paper presets for GPUs.")
 @click.option("--runs", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
               help="Directory of the runs and of compare.csv (reused to resume).")
 @click.option("--budget-minutes", type=float,
               help="The same wall time per model: each model's epochs are set from its measured speed before it "
-              "trains (default without --epochs: 12 for quick and quick2024, the whole comparison in under an hour "
-              "on 2 cores); 0: every model gets the preset's epochs (the default of the other presets).")
+              "trains (default without --epochs: 12 for quick, quick2024 and quick-varied, the whole comparison in under an "
+              "hour on 2 cores; 20 for darcy85); 0: every model gets the preset's epochs (the default of the other presets).")
 @click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
 @click.option("--epochs", type=int, help="Epochs of every model, instead of a time budget.")
 @click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")
@@ -144,7 +145,8 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 
     def report(row):
         click.echo(f"{row['model']:>9}: {row['params']:,} parameters, mean {row['mean_res']:.4g}, "
-                   f"p99 {row['p99_res']:.4g}, {row['epochs']} epochs in {row['train_s']:.0f} s")
+                   f"p99 {row['p99_res']:.4g}, relative L2 {row['rel_l2']:.4g}, {row['epochs']} epochs in "
+                   f"{row['train_s']:.0f} s")
 
     try:
         table = compare(tuple(m.strip() for m in models.split(",") if m.strip()), preset, runs, data_dir, seed,

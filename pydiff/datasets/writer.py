@@ -21,6 +21,7 @@ import numpy as np
 from ..atomic import fsync_path
 from ..errors import ConfigError, Interrupted
 from ..problem import Problem, sample_sources, source_images
+from ..problem.darcy import subsample
 from ..problem.diffusivity import diffusivity_maps
 from ..problem.walls import sample_walls
 from ..signals import stop_on_signals
@@ -133,7 +134,8 @@ def generate(
     from ..solvers import make_solver, normalise, resolve_backend
 
     problem = problem or Problem()
-    backend = resolve_backend(backend, problem)
+    solved = problem.solved()  # the lattice the fields are solved on (Darcy flow: finer than the one stored)
+    backend = resolve_backend(backend, solved)
     out = Path(out)
     if int(n) != n or n < 1:
         raise ConfigError(f"--n must be a positive integer, got {n}")
@@ -162,7 +164,7 @@ def generate(
         )
 
     # Build the solver before touching any file, so that a backend that cannot run leaves nothing.
-    with make_solver(backend, problem, **(solver_options or {})) as solver:
+    with make_solver(backend, solved, **(solver_options or {})) as solver:
         draw = sample_sources(problem, n, seed)[lo:hi]  # every sample drawn: a shard's rows do not depend on k
         first_sample, n = lo, hi - lo
         f = _open_partial(tmp, attrs) if resume and tmp.exists() else None
@@ -188,8 +190,15 @@ def generate(
                     maps = diffusivity_maps(problem, range(first_sample + lo, first_sample + hi), seed)
                     walls = sample_walls(problem, range(first_sample + lo, first_sample + hi), seed)
                     packed = compressor.submit(_deflate_rows, images) if threaded else None
-                    u = solver(images, maps) if walls is None else solver(images, maps, walls)
-                    fields, field_max = normalise(u, in_place=True)  # the solver's own array
+                    rhs = images if solved is problem and problem.source_scale == 1 else \
+                        source_images(solved, part) * problem.source_scale
+                    u = solver(rhs, maps) if walls is None else solver(rhs, maps, walls)
+                    if solved is not problem:  # every stride-th cell of the solve lattice
+                        u, maps = subsample(u, problem), subsample(maps, problem)
+                    if problem.normalised:
+                        fields, field_max = normalise(u, in_place=True)  # the solver's own array
+                    else:  # Darcy flow: u itself
+                        fields, field_max = u.astype(np.float32), u.max(axis=(-2, -1)).astype(np.float32)
                     if packed is None:
                         f["inputs"][lo:hi] = images
                     else:

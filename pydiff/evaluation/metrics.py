@@ -13,7 +13,10 @@ need, so a test set never has to be in memory twice:
   ``[(i - 1) / n, i / n)`` (the last slice also takes 1 and above, the first anything below 0),
   and gets the mean and standard deviation of ``a``; n = 10 (the paper) and 20 (its supplement);
 - probability densities of ``y_hat`` and ``y`` (Figs. 10-11) and their joint histogram (Fig. 8);
-- gradient residual: mean ``|grad y_hat - grad y|`` with forward differences along x and y.
+- gradient residual: mean ``|grad y_hat - grad y|`` with forward differences along x and y;
+- the operator-learning field's measure, relative L2 per sample ``|y_hat - y|_2 / |y|_2``
+  averaged over samples (the FNO paper's; PDEBench's nRMSE is the same quantity), and the
+  root-mean-square error over all pixels.
 
 Also Eq. 4, the break-even number of surrogate uses, :func:`n_min`.
 """
@@ -44,6 +47,9 @@ class FieldMetrics:
         self.count_rel = 0
         self.sum_grad = 0.0
         self.count_grad = 0
+        self.sum_rel_l2 = 0.0
+        self.samples = 0
+        self.sum_squares = 0.0
         self.slice_sums = {n: np.zeros((3, n)) for n in self.slices}  # count, sum a, sum a^2
         self.pdf_pred = np.zeros(PDF_BINS, dtype=np.int64)
         self.pdf_true = np.zeros(PDF_BINS, dtype=np.int64)
@@ -58,6 +64,11 @@ class FieldMetrics:
         p = p.reshape(-1, *p.shape[-2:])
         y = y.reshape(-1, *y.shape[-2:])
         r = np.abs(p - y)
+        norms = np.sqrt((y * y).sum(axis=(1, 2)))
+        errors = np.sqrt((r * r).sum(axis=(1, 2)))
+        self.sum_rel_l2 += float((errors / np.where(norms > 0, norms, np.nan)).sum())
+        self.samples += len(r)
+        self.sum_squares += float((errors * errors).sum())
         self.count += r.size
         self.sum_r += float(r.sum())
         self.max_r = max(self.max_r, float(r.max()) if r.size else 0.0)
@@ -116,6 +127,8 @@ class FieldMetrics:
             "max_res": self.max_r,
             "mean_rel_res": self.sum_rel / self.count_rel if self.count_rel else math.nan,
             "grad_res": self.sum_grad / self.count_grad if self.count_grad else math.nan,
+            "rel_l2": self.sum_rel_l2 / self.samples if self.samples else math.nan,
+            "rmse": math.sqrt(self.sum_squares / self.count) if self.count else math.nan,
             "slices": {str(n): self.slice_table(n) for n in self.slices},
             "pdf": {"edges": edges.tolist(), "prediction": density(self.pdf_pred), "truth": density(self.pdf_true)},
         }

@@ -280,7 +280,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
     model, network = build_network(config, Context(device=device))
     optimizer = make_optimizer(model, config, device)
     b = config.batch_size
-    problem = Problem(**preset_problem(config.preset)) if config.preset else Problem()
+    problem = Problem.for_setup(**preset_problem(config.preset)) if config.preset else Problem()
     if lattice is not None:
         problem = dataclasses.replace(problem, lattice=lattice)
     loss_sum = loss_function(config, problem)

@@ -67,9 +67,21 @@ def tanh_loss_2024(prediction: torch.Tensor, target: torch.Tensor, alpha=1, w: f
     return _reduce(weight * penalty(prediction - target, alpha, delta), reduction)
 
 
+def relative_l2_loss(prediction: torch.Tensor, target: torch.Tensor, alpha=2, w: float = 1.0,
+                     reduction: str = "mean", delta: float = 0.1) -> torch.Tensor:
+    """The operator-learning field's loss (the FNO paper's ``LpLoss``): per sample
+    ``|prediction - target|_2 / |target|_2``, averaged over the batch; no weights, no units (a
+    field of any scale, such as Darcy flow's ``u`` ~ 0.01).  ``alpha``, ``w`` and ``delta`` are
+    not used.  With ``reduction="sum"`` each sample counts as many times as it has pixels, so
+    that the trainer's division by the batch's pixels gives the mean over samples."""
+    difference = (prediction - target).flatten(1).norm(dim=1)
+    per_sample = difference / target.flatten(1).norm(dim=1).clamp_min(1e-30)
+    return per_sample.sum() * prediction[0].numel() if reduction == "sum" else per_sample.mean()
+
+
 # name -> (function, penalty).  Eq. 1-2 weighs by the target, exp(-(1 - y) / w); "exp-*" is the
 # 2024 code's exponential weight on the prediction; "tanh-*" its step weight 1 + w2 tanh(w y)
-# (w2 = 2000 by default).  "*-Huber" puts Huber's penalty (threshold delta) under the same
+# (w2 = 2000 by default); "rel-L2" the relative L2 norm per sample (the FNO paper's, Darcy flow).  "*-Huber" puts Huber's penalty (threshold delta) under the same
 # weights: the 2024 paper cites Huber's loss; its public code does not say with which threshold.
 LOSSES = {
     "MAE": (weighted_loss, 1), "MSE": (weighted_loss, 2), "fourth-power": (weighted_loss, 4),
@@ -77,6 +89,7 @@ LOSSES = {
     "exp-MAE": (exponential_loss_2024, 1), "exp-MSE": (exponential_loss_2024, 2),
     "exp-Huber": (exponential_loss_2024, "huber"),
     "tanh-MAE": (tanh_loss_2024, 1), "tanh-MSE": (tanh_loss_2024, 2), "tanh-Huber": (tanh_loss_2024, "huber"),
+    "rel-L2": (relative_l2_loss, 2),
 }
 
 

@@ -48,6 +48,9 @@ class PhysicsLoss:
         if problem.source_model != "production":
             raise ConfigError("the physics loss needs the production source model (clamped sources hold "
                               "cells at fixed values, with no source term to balance)")
+        if not problem.normalised:
+            raise ConfigError("the physics loss is built for fields of peak 1; Darcy flow's are u itself: train it on "
+                              "its labels (--loss rel-L2), without --physics-weight")
         self.problem = problem
         self._filters: dict = {}  # (walls, device, dtype) -> the constant-D inverse
 

@@ -37,7 +37,7 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
     (:func:`run_dir_for`).
     """
     config = config_for(model_id, preset_name, seed=seed, **overrides)
-    problem = Problem(**preset_problem(preset_name))
+    problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(config.device)
     if ctx.is_main:
         ensure_data(data_dir, config.n_samples, seed, backend, progress=progress, problem=problem)

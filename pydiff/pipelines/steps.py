@@ -38,9 +38,14 @@ def data_path(data_dir, n: int, seed: int, backend: str = "auto", problem: Probl
     from ..solvers import resolve_backend
 
     problem = problem or Problem()
-    backend = resolve_backend(backend, problem)
+    backend = resolve_backend(backend, problem.solved())
     if problem == Problem():
         return Path(data_dir) / f"two_sources-L100-n{n}-seed{seed}-{backend}.h5"
+    if problem.setup == "darcy":
+        darcy = Problem.for_setup("darcy")
+        name = f"darcy-L{problem.lattice}-solve{problem.solve_lattice}" + "".join(
+            f"-{key}{getattr(problem, key):g}" for key in ("D", "contrast", "gamma") if getattr(problem, key) != getattr(darcy, key))
+        return Path(data_dir) / f"{name}-n{n}-seed{seed}-{backend}.h5"
     counts = f"{problem.min_sources}-{problem.n_sources}"
     name = f"{problem.setup}-L{problem.lattice}-sources{counts}"
     if not problem.papers_family or problem.target != "t_max":  # the varied family: what differs

@@ -36,7 +36,7 @@ from .steps import data_path, ensure_data, output_dir, train_and_evaluate
 
 DEFAULT_FRACTIONS = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 CSV, FIGURE, FIT = "train_size.csv", "train_size.png", "train_size_fit.json"
-COLUMNS = ("data", "fraction", "n_train", "seed", "epochs", "steps", "mean_res", "p99_res", "max_res",
+COLUMNS = ("data", "fraction", "n_train", "seed", "epochs", "steps", "mean_res", "p99_res", "max_res", "rel_l2",
            "best_epoch", "train_s", "run_dir")
 
 
@@ -110,7 +110,7 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
     fractions, seeds, data = tuple(fractions), tuple(seeds), tuple(data)
     _check(fractions, seeds, data)
     base = config_for(None, preset_name, **overrides)
-    problem = Problem(**preset_problem(preset_name))
+    problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(base.device)
     study_dir = output_dir(study_dir, ctx)
     if ctx.is_main:
@@ -135,6 +135,7 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
                        "epochs": training["epochs_run"],
                        "steps": training["epochs_run"] * math.ceil(n_train / config.batch_size),
                        "mean_res": test["mean_res"], "p99_res": test["p99_res"], "max_res": test["max_res"],
+                       "rel_l2": test["rel_l2"],
                        "best_epoch": training["best_epoch"], "train_s": training["seconds"], "run_dir": str(run_dir)}
                 rows.append(row)
                 # Written after every point: an interrupted study's table is there up to it.

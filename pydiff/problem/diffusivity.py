@@ -4,6 +4,8 @@
 L/20...L/8, centre anywhere on the lattice) whose diffusivity is ``D * contrast`` or
 ``D / contrast`` (either with probability 1/2); later disks cover earlier ones.
 
+``darcy``: the two-phase medium of Darcy flow (:mod:`pydiff.problem.darcy`).
+
 ``lognormal``: ``D * exp(a g)``, ``g`` a Gaussian random field with the squared-exponential
 correlation of length ``correlation_length`` (white noise filtered in Fourier space, so periodic
 over the lattice), centred on its mean and scaled so that ``max D / min D = contrast`` exactly.
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .darcy import darcy_map
 from .parameters import Problem
 
 STREAM = 0x646966  # "dif": keeps the maps apart from the sources drawn with the same seed
 
 
 def diffusivity_maps(problem: Problem, sample_ids, seed) -> np.ndarray | None:
-    """(b, L, L) float64 diffusivity of samples ``sample_ids``; None for constant D."""
+    """(b, L, L) float64 diffusivity of samples ``sample_ids``; None for constant D.  Darcy flow's
+    maps are drawn on its solve lattice (:func:`pydiff.problem.darcy.darcy_map`)."""
     if problem.diffusivity == "constant":
         return None
     seed = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
-    draw = inclusions_map if problem.diffusivity == "inclusions" else lognormal_map
+    draw = {"inclusions": inclusions_map, "lognormal": lognormal_map, "darcy": darcy_map}[problem.diffusivity]
     maps = np.stack([draw(problem, np.random.default_rng([*seed, STREAM, int(j)])) for j in sample_ids])
     return maps.astype(np.float32).astype(np.float64)
 

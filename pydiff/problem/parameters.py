@@ -19,8 +19,18 @@ import numpy as np
 from ..errors import ConfigError
 
 SOURCE_MODELS = ("production", "clamped")
-SETUPS = ("paper2021", "paper2024")
-DIFFUSIVITIES = ("constant", "inclusions", "lognormal")
+SETUPS = ("paper2021", "paper2024", "darcy")
+DIFFUSIVITIES = ("constant", "inclusions", "lognormal", "darcy")
+DARCY_SOLVE_LATTICE = 421  # the FNO paper's fine grid (its coarser ones every r-th point: 85, 141, 211)
+
+# What each setup changes in the defaults of a Problem (the one place they are written): the
+# operator-learning field's Darcy flow (Li et al. 2020) is -div(a grad u) = 1 on the unit square,
+# u = 0 outside, no decay, a = 12 where a Gaussian random field is >= 0 and 3 elsewhere
+# (pydiff.problem.darcy), the field stored as it is, in the unit square's units.
+SETUP_DEFAULTS: dict[str, dict] = {
+    "darcy": {"lattice": 85, "n_sources": 1, "radius": 0, "D": 3.0, "gamma": 0.0, "diffusivity": "darcy",
+              "contrast": 4.0, "target": "stationary"},
+}
 SOURCE_SHAPES = ("disks", "ellipses", "mixed")
 BOUNDARIES = ("dirichlet", "neumann", "periodic")  # the walls one sample can have
 BOUNDARY_CHOICES = BOUNDARIES + ("mixed",)  # "mixed": each sample draws one of BOUNDARIES (pydiff.problem.walls)
@@ -56,6 +66,10 @@ class Problem:
         correlation_length: of the lognormal field, in cells (0: L / 10).
         sources: the source shapes: ``"disks"`` (the papers'), ``"ellipses"`` (the disk's area,
             random aspect ratio 1...3 and orientation) or ``"mixed"`` (each either).
+        solve_lattice: the lattice the field is solved on, every r-th cell of it kept
+            (``r = (solve_lattice - 1) / (lattice - 1)``): Darcy flow is solved at 421 and
+            stored at 85, 141, 211 or 421, as the FNO paper's data; 0: ``lattice`` (Darcy: 421),
+            whatever the lattice (:attr:`fine_lattice`).
         boundary: ``"dirichlet"`` (zero values outside the lattice, the papers'), ``"neumann"``
             (no flux through the walls), ``"periodic"``, or ``"mixed"`` (each sample draws one of
             the three from its own seed, :mod:`pydiff.problem.walls`).
@@ -80,8 +94,18 @@ class Problem:
     sources: str = "disks"
     boundary: str = "dirichlet"
     target: str = "auto"
+    solve_lattice: int = 0
+
+    @classmethod
+    def for_setup(cls, setup: str = "paper2021", **values) -> "Problem":
+        """A Problem of ``setup`` with its defaults (:data:`SETUP_DEFAULTS`) under ``values``;
+        a value of None is not given."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return cls(**{**SETUP_DEFAULTS.get(setup, {}), "setup": setup, **given})
 
     def __post_init__(self) -> None:
+        if self.solve_lattice == 0 and self.setup == "darcy":  # not given: the fine grid of Darcy flow
+            object.__setattr__(self, "solve_lattice", DARCY_SOLVE_LATTICE)
         if self.min_sources == 0:
             object.__setattr__(self, "min_sources", self.n_sources)
         if self.correlation_length == 0:
@@ -94,6 +118,33 @@ class Problem:
     def papers_family(self) -> bool:
         """Constant D, Dirichlet walls, disk sources: the problem of the 2021 and 2024 papers."""
         return self.diffusivity == "constant" and self.boundary == "dirichlet" and self.sources == "disks"
+
+    @property
+    def normalised(self) -> bool:
+        """Whether the stored fields are divided by their maximum (all but Darcy flow, stored as
+        ``u`` itself)."""
+        return self.setup != "darcy"
+
+    @property
+    def fine_lattice(self) -> int:
+        """The lattice the field is solved on."""
+        return self.solve_lattice or self.lattice
+
+    @property
+    def stride(self) -> int:
+        """Every ``stride``-th cell of the solve lattice is kept."""
+        return (self.fine_lattice - 1) // (self.lattice - 1)
+
+    @property
+    def source_scale(self) -> float:
+        """The factor between a stored source image and the right-hand side the unit-spacing
+        operator solves: ``h^2`` with ``h = 1 / solve_lattice`` for Darcy flow on the unit
+        square (``-div(a grad u) = f`` there is ``A_unit u = h^2 f``), 1 for the lattice problems."""
+        return self.fine_lattice ** -2.0 if self.setup == "darcy" else 1.0
+
+    def solved(self) -> "Problem":
+        """The problem on the lattice it is solved on (itself unless ``solve_lattice`` differs)."""
+        return self if self.fine_lattice == self.lattice else dataclasses.replace(self, lattice=self.fine_lattice)
 
     @property
     def source_counts(self) -> range:
@@ -142,6 +193,20 @@ class Problem:
         if self.source_model == "clamped" and not self.papers_family:
             raise ConfigError("clamped sources are defined for the papers' problem only (constant D, "
                               "Dirichlet walls, disks)")
+        fine = self.fine_lattice
+        if int(fine) != fine or fine < self.lattice or (fine - 1) % (self.lattice - 1):
+            raise ConfigError(f"the solve lattice must be 1 + r (lattice - 1) for an integer r >= 1, got {fine} "
+                              f"for lattice {self.lattice}" + (" (at 421: lattices 85, 141, 211 or 421)"
+                                                               if fine == DARCY_SOLVE_LATTICE else ""))
+        if self.setup == "darcy":
+            wrong = [f"{name} {getattr(self, name)!r}" for name, value in
+                     (("diffusivity", "darcy"), ("boundary", "dirichlet"), ("target", "stationary"),
+                      ("source_model", "production"), ("sources", "disks")) if getattr(self, name) != value]
+            if wrong:
+                raise ConfigError(f"Darcy flow is posed with darcy diffusivity, dirichlet walls and the stationary "
+                                  f"target; got {', '.join(wrong)}")
+        elif self.diffusivity == "darcy" or self.fine_lattice != self.lattice:
+            raise ConfigError("the darcy diffusivity and a solve lattice of its own belong to --setup darcy")
         if self.boundary != "dirichlet" and self.gamma == 0:
             raise ConfigError(f"{self.boundary} walls need gamma > 0: without decay the field has no steady state")
 
@@ -172,7 +237,7 @@ class Problem:
         for name in ("source_model", "setup", "diffusivity", "sources", "boundary", "target"):
             if name in values:
                 values[name] = str(values[name])
-        for name in ("min_sources", "inclusions"):
+        for name in ("min_sources", "inclusions", "solve_lattice"):
             if name in values:
                 values[name] = int(values[name])
         for name in ("contrast", "correlation_length"):

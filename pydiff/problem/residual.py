@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
 from .operator import divergence
 from .parameters import Problem
 from .walls import for_each_wall
@@ -53,6 +54,10 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
         ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
         clamped sources, whose held cells have residual 0).
     """
+    if not problem.normalised:
+        raise ConfigError("Darcy flow's fields are u itself, kept every r-th cell of a finer lattice: the residual, "
+                          "the a-posteriori estimate, the bound and the physics loss are built for normalised fields "
+                          "solved where they are stored; measure such a run with pydiff evaluate")
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)

@@ -58,7 +58,7 @@ class SourceDraw:
         """(n, k) float32 source values before normalisation (0 for absent disks).
 
         paper2021: source j gets prod_{l>j} U_l; paper2024: its amplitude."""
-        if self.setup == "paper2024":
+        if self.setup in ("paper2024", "darcy"):
             return self.multipliers.astype(np.float32)
         later = np.cumprod(self.multipliers[:, ::-1], axis=1)[:, ::-1]
         values = np.ones_like(self.multipliers)
@@ -82,6 +82,8 @@ def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw
     """
     if int(n) != n or n < 1:
         raise ConfigError(f"the number of samples must be a positive integer, got {n}")
+    if problem.setup == "darcy":  # f = 1 everywhere: no sources to draw
+        return SourceDraw(np.zeros((n, 1, 2), dtype=np.int16), np.ones((n, 1)), setup="darcy")
     rng = np.random.default_rng(seed)
     low, high = problem.radius, problem.lattice - problem.radius
     centers = rng.integers(low, high, size=(n, problem.n_sources, 2), endpoint=True)
@@ -140,8 +142,10 @@ def source_images(problem: Problem, draw: SourceDraw) -> np.ndarray:
         (n, L, L) float32 images with maximum 1.
     """
     L, r = problem.lattice, problem.radius
-    disk = _stencil(r)
     n = len(draw)
+    if draw.setup == "darcy":  # Darcy flow's f = 1
+        return np.ones((n, L, L), dtype=np.float32)
+    disk = _stencil(r)
     counts = draw.source_count
     additive = draw.setup == "paper2024"
     # The 2021 recipe's repeated products run in float64 (the published recipe's values to the

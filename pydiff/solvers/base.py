@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..problem import Problem
+from ..problem.parameters import DIFFUSIVITIES
 
 
 class Solver:
@@ -20,7 +21,7 @@ class Solver:
 
     name: str = ""
     source_models: tuple[str, ...] = ("production",)
-    diffusivities: tuple[str, ...] = ("constant", "inclusions", "lognormal")
+    diffusivities: tuple[str, ...] = DIFFUSIVITIES
     boundaries: tuple[str, ...] = ("dirichlet", "neumann", "periodic")
     targets: tuple[str, ...] = ("t_max", "stationary")
 

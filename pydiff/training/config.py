@@ -18,7 +18,7 @@ from ..registry import paper_model
 from ..registry import preset as preset_values
 from .rollback import RULES
 
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "halving")
 SHUFFLES = ("samples", "batches")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 SELECT_ON = ("val", "test")
@@ -46,6 +46,7 @@ class TrainConfig:
     width: float = 1.0
     output_scale: float | None = None
     output_shift: float | None = None
+    field_scale: float = 1.0  # the network's output times this is the field (Darcy flow's u ~ 0.01: 0.01)
     init: str = "default"  # "default" (PyTorch), "kaiming" or "flux" (see models.Surrogate)
     pooling: str = "table1"  # NN2's encoder: Table 1's shapes or the original code's padded pool
     n_samples: int | None = None  # use the first n samples of the file (None: all)
@@ -62,7 +63,9 @@ class TrainConfig:
     batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
     shuffle: str = "samples"  # "samples": new batches each epoch; "batches": fixed batches, order shuffled (DiffSolve.jl)
     lr: float = 5e-6
-    lr_schedule: str = "constant"  # or "cosine" (to lr * 1e-2 at the last epoch)
+    lr_schedule: str = "constant"  # or "cosine" (to lr * 1e-2 at the last epoch), or "halving" (every lr_halve_every epochs)
+    lr_halve_every: int = 100  # epochs between halvings of the "halving" schedule (the FNO paper's StepLR)
+    weight_decay: float = 0.0  # Adam's L2 penalty on the weights (the FNO paper: 1e-4)
     rollback: str = "paper"  # "paper" (Eq. 3), "code" (the original code's rule) or "off"
     rollback_C: float | None = None  # default: 5 (paper), 10 (code)
     rollback_m: int = 20
@@ -87,6 +90,10 @@ class TrainConfig:
             (self.p1 != 0 or self.p2 != 0, "p1 and p2 cannot both be 0"),
             (len(self.dropout) == 4 and all(d is None or 0 <= d < 1 for d in self.dropout), f"dropout rates must be in [0, 1), got {self.dropout}"),
             (self.lr_schedule in SCHEDULES, f"unknown lr schedule {self.lr_schedule!r}"),
+            (self.lr_halve_every >= 1, f"epochs between halvings must be >= 1, got {self.lr_halve_every}"),
+            (self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+             f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.field_scale > 0 and math.isfinite(self.field_scale), f"field scale must be positive, got {self.field_scale}"),
             (self.init in INITS, f"unknown init {self.init!r}; choose one of {', '.join(INITS)}"),
             (self.pooling in POOLINGS, f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}"),
             (self.shuffle in SHUFFLES, f"unknown shuffle {self.shuffle!r}; choose one of {', '.join(SHUFFLES)}"),

@@ -20,9 +20,12 @@ from .config import TrainConfig
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (0-based): constant, or cosine from lr to lr/100.
+    """The learning rate of ``epoch`` (0-based): constant, cosine from lr to lr/100, or halved
+    every ``lr_halve_every`` epochs.
 
     A closed form of the epoch, so that roll-backs and resumes never disturb the schedule."""
+    if config.lr_schedule == "halving":
+        return config.lr * 0.5 ** (epoch // config.lr_halve_every)
     if config.lr_schedule == "cosine":
         low = config.lr * 1e-2
         return low + (config.lr - low) * (1 + math.cos(math.pi * epoch / config.epochs)) / 2
@@ -30,8 +33,9 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam (eps 1e-8, as Flux's ADAM); the fused kernel on a GPU."""
-    return torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8, fused=fast_paths(device))
+    """Adam (eps 1e-8, as Flux's ADAM; ``weight_decay`` its L2 penalty); the fused kernel on a GPU."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8, weight_decay=config.weight_decay,
+                            fused=fast_paths(device))
 
 
 def loss_function(config: TrainConfig, problem: Problem | None = None) -> Callable:
