@@ -112,6 +112,9 @@ def training_options(command):
                      help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
                      "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "
                      '(any lattice; pip install "pydiff[fno]").'),
+        click.option("--prior", type=click.Choice(["none", "constant-d"]),
+                     help="constant-d: the network reads the field of the same sources with D replaced by its "
+                     "geometric mean (one spectral solve) and predicts the correction to it; none (default)."),
         click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
                      "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights), "
                      "rel-L2 (relative L2 per sample, the FNO paper's); "
@@ -199,9 +202,13 @@ def parse_list(text, kind, option):
         raise ConfigError(f"{option} must be a comma-separated list of numbers, got {text!r}") from None
 
 
+def parse_training(options: dict) -> dict:
+    """``options`` of :func:`training_options` with their texts parsed (--split, --labels): what
+    every command that takes them hands on, so that none passes a text where a number belongs."""
+    return {**options, "split": parse_split(options.get("split")), "labels": parse_labels(options.get("labels"))}
+
+
 def make_config(model, data, preset, **options):
     from ..training.config import config_for
 
-    options["split"] = parse_split(options.get("split"))
-    options["labels"] = parse_labels(options.get("labels"))
-    return config_for(model, preset, data=str(data) if data else "", **options)
+    return config_for(model, preset, data=str(data) if data else "", **parse_training(options))

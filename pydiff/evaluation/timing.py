@@ -136,10 +136,12 @@ def bench_infer(config, lattice: int, batch_sizes=(1, 256), repeats: int = 5) ->
 
     from ..device import pick_device
     from ..nn.build import build_model
+    from ..registry import preset_problem
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(config)
+    problem = Problem.for_setup(**preset_problem(config.preset)) if config.preset else Problem()
+    model = build_model(config, dataclasses.replace(problem, lattice=lattice))
     params = sum(p.numel() for p in model.parameters())
     return [{"network": config.network, "model": config.model, "width": config.width, "lattice": lattice,
              "parameters": params, "device": str(device), "batch_size": b,
@@ -277,12 +279,12 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
 
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    model, network = build_network(config, Context(device=device))
-    optimizer = make_optimizer(model, config, device)
-    b = config.batch_size
     problem = Problem.for_setup(**preset_problem(config.preset)) if config.preset else Problem()
     if lattice is not None:
         problem = dataclasses.replace(problem, lattice=lattice)
+    model, network = build_network(config, Context(device=device), problem)
+    optimizer = make_optimizer(model, config, device)
+    b = config.batch_size
     loss_sum = loss_function(config, problem)
     L = problem.lattice
     x = torch.rand(b, config.in_channels, L, L, device=device)

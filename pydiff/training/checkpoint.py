@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .. import atomic
-from ..errors import DataFileError
+from ..errors import ConfigError, DataFileError
 from ..nn.build import build_model
 from ..problem import Problem
 from ..version import __version__
@@ -76,9 +76,13 @@ def read_config(run_dir) -> TrainConfig:
     if not path.is_file():
         raise DataFileError(f"{run_dir}: no {CONFIG}; not a pydiff run directory")
     try:
-        return TrainConfig.from_json(json.loads(path.read_text()))
+        config = TrainConfig.from_json(json.loads(path.read_text()))
+        config.validate()  # a hand-edited or foreign file: refused here, not deep inside what reads it
+    except ConfigError as exc:
+        raise DataFileError(f"{path}: bad run configuration: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise DataFileError(f"{path}: unreadable run configuration ({exc})") from None
+    return config
 
 
 def write_result(summary: dict, run_dir) -> int:
@@ -237,7 +241,7 @@ def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu")
         if not path.is_file():
             raise DataFileError(f"{run_dir}: no checkpoint {LAST}; train it first (pydiff train --out {run_dir})")
         state = load_checkpoint(run_dir, device)["state"]["model"]
-    model = build_model(config)
+    model = build_model(config, model_problem(run_dir) if config.prior != "none" else None)
     try:
         model.load_state_dict(state)
     except Exception as exc:  # weights of another architecture

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..nn.build import NETWORKS
 from ..nn.losses import LOSSES
+from ..nn.prior import PRIORS
 from ..nn.surrogate2021 import INITS, POOLINGS
 from ..registry import paper_model
 from ..registry import preset as preset_values
@@ -36,6 +37,7 @@ class TrainConfig:
     network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024), "fno"
     fno_modes: int = 16  # Fourier modes per axis of the FNO
     in_channels: int = 1  # 1: the source image; 2: + the scaled log diffusivity; 3: + the walls (two planes); 4: all
+    prior: str = "none"  # "constant-d": the network corrects the constant-D answer (pydiff.nn.prior)
     p1: float = 1.0
     p2: float = 1.0
     dropout: tuple = (0.0, 0.0, 0.0, 0.0)  # D1-D4; None where Table 2 builds no network (models 4-7, 12-14)
@@ -94,6 +96,10 @@ class TrainConfig:
             (self.weight_decay >= 0 and math.isfinite(self.weight_decay),
              f"weight decay must be >= 0, got {self.weight_decay}"),
             (self.field_scale > 0 and math.isfinite(self.field_scale), f"field scale must be positive, got {self.field_scale}"),
+            (self.prior in PRIORS, f"unknown prior {self.prior!r}; choose one of {', '.join(PRIORS)}"),
+            (self.prior == "none" or (self.network != "surrogate" and not self.inverse and self.field_scale == 1.0),
+             "the constant-D prior corrects a field of peak 1 predicted from its sources: not the 2021 surrogate "
+             "(Table 1's shapes), an inverse network, or a field of another scale"),
             (self.init in INITS, f"unknown init {self.init!r}; choose one of {', '.join(INITS)}"),
             (self.pooling in POOLINGS, f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}"),
             (self.shuffle in SHUFFLES, f"unknown shuffle {self.shuffle!r}; choose one of {', '.join(SHUFFLES)}"),
@@ -136,8 +142,15 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, values: dict) -> "TrainConfig":
+        """The config of ``values`` (config.json's contents).  A key no TrainConfig has ever had is
+        refused by name: dropped, a misspelt setting would silently train or load with its default."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a run configuration is a JSON object, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        unknown = sorted(k for k in values if k not in known)
+        if unknown:
+            raise ConfigError(f"unknown setting{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         if "dropout" in values:  # pydiff 0.1 wrote NaN for a network that is not built
             values["dropout"] = tuple(None if d is None or d != d else d for d in values["dropout"])
         return cls(**values)

@@ -28,12 +28,13 @@ from .step import make_optimizer
 from .trainer import Trainer, TrainResult
 
 
-def build_network(config: TrainConfig, ctx: distributed.Context) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_network(config: TrainConfig, ctx: distributed.Context, problem=None) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The run's model on its device (``module``: what is saved) and the ``network`` the steps
     run: BatchNorm over the global batch, channels-last and cuDNN autotuning on CUDA,
     DistributedDataParallel under torchrun, torch.compile when asked.  ``train`` and
-    ``pydiff bench train`` both build it here, so the benchmark times what training runs."""
-    module = distributed.sync_batchnorm(build_model(config), ctx).to(ctx.device)
+    ``pydiff bench train`` both build it here, so the benchmark times what training runs.
+    ``problem``: the data's, which a constant-D prior solves."""
+    module = distributed.sync_batchnorm(build_model(config, problem), ctx).to(ctx.device)
     if fast_paths(ctx.device):
         module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
     if ctx.device.type == "cuda":
@@ -130,7 +131,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     if config.labels == 0:  # no labels anywhere: the best epoch is the one that obeys the equation best
         val_data = PartlyLabelled(val_data, np.zeros(len(val_data), dtype=bool))
 
-    module, network = build_network(config, ctx)
+    module, network = build_network(config, ctx, arrays.problem)
     trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
                       train_data, val_data, ctx, progress, arrays.problem)
     if saved is not None:
