@@ -126,3 +126,10 @@ def test_a_range_of_counts_needs_the_2024_recipe():
         Problem(n_sources=3, min_sources=5, setup="paper2024")
     with pytest.raises(ConfigError, match="setup"):
         Problem(setup="paper2023")
+
+
+def test_a_solve_lattice_equal_to_the_lattice_is_the_same_problem_as_none():
+    from pydiff.problem import Problem
+
+    assert Problem(lattice=32, solve_lattice=32) == Problem(lattice=32)
+    assert Problem.from_attrs({**Problem(lattice=32).to_attrs(), "solve_lattice": 32}) == Problem(lattice=32)

@@ -166,3 +166,93 @@ def test_each_shipped_model_ships_a_calibration_of_its_own_weights(name, tmp_pat
         shutil.copy(pretrained_dir(name) / file, tmp_path / file)
     with pytest.raises(ConfigError, match="--calibration FILE, made by pydiff calibrate --pretrained"):
         read_calibration(tmp_path, named=f"--pretrained {name}")
+
+
+# --- Found by a new user trying the serving path (2026-12-01) -----------------------------------
+
+
+def test_the_bound_is_served_only_for_inputs_whose_family_is_known(run, tmp_path):
+    # Before: maps of contrast 10^4 given with --diffusivity beside contrast-10 images, or .npy
+    # inputs, skipped the family check; 8 of 20 served answers exceeded their bound (alpha 0.2).
+    strong = load(fresh(tmp_path, "strong.h5", contrast=1e4))
+    ok = fresh(tmp_path, "ok.h5")
+    np.save(tmp_path / "images.npy", strong.inputs)
+    np.save(tmp_path / "maps.npy", strong.diffusivity)
+    for inputs in (["--inputs", ok, "--diffusivity", tmp_path / "maps.npy"],
+                   ["--inputs", tmp_path / "images.npy", "--diffusivity", tmp_path / "maps.npy"]):
+        out = tmp_path / "out.h5"
+        assert_clean_failure(pydiff("predict", run, *inputs, "--out", out, "--max-error", 0.5), 2, "pydiff data file")
+        assert not out.exists()
+    # without a bound, maps from elsewhere are the user's own business
+    assert pydiff("predict", run, "--inputs", tmp_path / "images.npy", "--diffusivity", tmp_path / "maps.npy",
+                  "--out", tmp_path / "plain.h5").returncode == 0
+
+
+def test_calibration_data_drawn_from_the_training_stream_is_refused(run, tmp_path):
+    # Before: a file of the training file's problem and seed (more samples, another batch size)
+    # shares its samples and was accepted.
+    config = json.loads((run / "config.json").read_text())
+    same_stream = generate(tmp_path / "more.h5", 100, load(config["data"]).problem, seed=0, batch_size=7,
+                           progress=False)
+    assert_clean_failure(pydiff("calibrate", run, "--data", same_stream, "--out", tmp_path / "c.json"), 2,
+                         "seed 0")
+
+
+@pytest.mark.parametrize("edit, named", [
+    ({"quantile": 0.0}, "quantile"), ({"quantile": -1.0}, "quantile"), ({"quantile": "1.0"}, "quantile"),
+    ({"alpha": 2}, "alpha"), ({"iterations": "20"}, "iterations"), ({"problem": "x"}, "problem"),
+    ({"problem": {"lattice": 32}}, "problem"), (None, "not a calibration"),
+])
+def test_a_malformed_calibration_is_refused_in_one_line_before_any_work(run, tmp_path, edit, named):
+    calibration = json.loads((run / "calibration.json").read_text())
+    if edit is None:
+        calibration = [calibration]
+    else:
+        calibration.update(edit)
+    (tmp_path / "c.json").write_text(json.dumps(calibration))
+    result = pydiff("predict", run, "--inputs", fresh(tmp_path, "new.h5"), "--out", tmp_path / "o.h5",
+                    "--calibration", tmp_path / "c.json", "--max-error", 0.1)
+    assert_clean_failure(result, 2, named)
+    for key in ("alpha", "iterations"):  # a missing key likewise
+        broken = json.loads((run / "calibration.json").read_text())
+        del broken[key]
+        (tmp_path / "d.json").write_text(json.dumps(broken))
+        assert_clean_failure(pydiff("predict", run, "--inputs", tmp_path / "new.h5", "--out", tmp_path / "o.h5",
+                                    "--calibration", tmp_path / "d.json", "--max-error", 0.1), 2, key)
+
+
+def test_odd_inputs_and_options_give_one_line_that_says_what_to_do(run, tmp_path):
+    with h5py.File(tmp_path / "group.h5", "w") as f:
+        f.create_group("inputs")
+    assert_clean_failure(pydiff("predict", run, "--inputs", tmp_path / "group.h5", "--out", tmp_path / "o.h5"), 2,
+                         "not an (n, L, L) data set")
+    np.save(tmp_path / "text.npy", np.array(["a", "b"], dtype=object), allow_pickle=True)
+    result = pydiff("predict", run, "--inputs", tmp_path / "text.npy", "--out", tmp_path / "o.h5")
+    assert_clean_failure(result, 2, "numbers")
+    assert "allow_pickle" not in result.stderr
+    new = fresh(tmp_path, "new.h5")
+    missing = pydiff("predict", run, "--inputs", new, "--out", tmp_path / "o.h5", "--max-error", 0.1,
+                     "--calibration", tmp_path / "nothere.json")
+    assert_clean_failure(missing, 2, f"--out {tmp_path / 'nothere.json'}")
+    assert_clean_failure(pydiff("predict", run, "--inputs", new, "--out", tmp_path / "o.h5", "--max-error", "inf"), 2,
+                         "finite")
+    np.save(tmp_path / "images.npy", load(new).inputs)
+    assert_clean_failure(pydiff("calibrate", run, "--data", tmp_path / "images.npy", "--out", tmp_path / "c.json"), 2,
+                         "labelled pydiff data file")
+
+
+def test_a_run_with_no_split_that_chose_nothing_is_told_to_calibrate_on_data(tmp_path):
+    data = generate(tmp_path / "d.h5", 40, Problem(**FAMILY), seed=0, progress=False)
+    train(config_for(None, "quick-varied", data=str(data), n_samples=40, width=1 / 32, epochs=1, batch_size=8,
+                     split=(0.8, 0.2, 0.0), select_on="test"), tmp_path / "run", progress=False)
+    assert_clean_failure(pydiff("calibrate", tmp_path / "run"), 2, "--data")
+
+
+def test_the_answers_file_records_the_calibration_it_used(run, tmp_path):
+    out = tmp_path / "a.h5"
+    assert pydiff("predict", run, "--inputs", fresh(tmp_path, "new.h5"), "--out", out, "--max-error", 0.3).returncode == 0
+    with h5py.File(out) as f:
+        assert f.attrs["calibration"] == str(run / "calibration.json")
+        import hashlib
+
+        assert f.attrs["calibration_sha256"] == hashlib.sha256((run / "calibration.json").read_bytes()).hexdigest()

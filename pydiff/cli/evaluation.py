@@ -187,7 +187,8 @@ def calibrate(run_dir, pretrained, data, out, alpha, iterations, device):
                f"alpha {alpha:g}, from {result['n_calibration']} samples of {result['split']}")
     test = result.get("test")
     if test:
-        click.echo(f"check half ({test['n']} samples): coverage {test['coverage']:.3f} (goal >= {1 - alpha:g}), "
+        rough = f", within +-{test['coverage_tolerance']:.2f} with so few" if test["n"] < 100 else ""
+        click.echo(f"check half ({test['n']} samples): coverage {test['coverage']:.3f} (goal >= {1 - alpha:g}{rough}), "
                    f"ms per sample: network {test['ms_network']:.3g}, estimate {test['ms_estimator']:.3g}, "
                    f"exact {test['ms_exact']:.3g} ({test['exact_solver']})")
         for row in test["by_max_error"]:

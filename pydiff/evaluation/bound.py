@@ -114,23 +114,28 @@ def held_out(config, trained: Problem, data=None) -> HeldOut:
     if data is None:
         if not config.data:
             raise ConfigError("a shipped model keeps no data: calibrate it on a data file of its family with --data FILE")
+        if config.select_on == "test" and config.split[2] == 0:
+            raise ConfigError("this run has no held-out split that chose nothing (no validation split, and the test "
+                              "split picked its best epoch): calibrate it on fresh samples with --data FILE")
         arrays = load_arrays(config, memory_budget(torch.device("cpu")))
         split = "test" if config.select_on == "val" else "val"  # the split that chose nothing
         index = arrays.split[split]
         return HeldOut(np.asarray(arrays.inputs[index]), np.asarray(arrays.fields[index]), sample_maps(config, index),
                        sample_walls(config, index), arrays.problem, split, index)
     data = Path(data)
+    if data.suffix == ".npy":
+        raise ConfigError(f"{data}: calibration needs labels: give a labelled pydiff data file (pydiff generate)")
     f, attrs, problem = inspect(data)
     f.close()
     if config.data and Path(config.data).is_file():
-        f, own, _ = inspect(config.data)
+        f, own, own_problem = inspect(config.data)
         f.close()
-        same = Path(config.data).resolve() == data.resolve() or \
-            {k: v for k, v in own.items() if k not in ("pydiff_version", "backend")} == \
-            {k: v for k, v in attrs.items() if k not in ("pydiff_version", "backend")}
-        if same:
-            raise ConfigError(f"{data} holds the samples the model was trained and selected on; generate fresh ones "
-                              "(pydiff generate with another --seed)")
+        # sample j of a file is drawn from (its seed, j): a file of the training file's problem and
+        # seed holds the training samples, whatever its size, batches or shards
+        if Path(config.data).resolve() == data.resolve() or (own.get("seed") == attrs.get("seed")
+                                                              and own_problem == problem):
+            raise ConfigError(f"{data} holds samples the model was trained and selected on (the problem and seed "
+                              f"{attrs.get('seed')} of its training data); generate fresh ones with another --seed")
     reads_map, reads_walls = channel_layout(config.in_channels)
     changed = equation_differences(trained, problem, reads_map, reads_walls)
     if changed:
@@ -255,29 +260,61 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
 def read_calibration(run_dir, path=None, named: str | None = None) -> dict:
     """The calibration at ``path`` (default ``RUN/calibration.json``), checked to be usable and
     made for ``run_dir``'s model; :class:`ConfigError` saying how to make one otherwise
-    (``named``: how the user named the model, a run directory or ``--pretrained NAME``)."""
+    (``named``: how the user named the model, a run directory or ``--pretrained NAME``).  The
+    result also holds the file's ``path`` and ``sha256``, which an answers file records."""
+    import hashlib
+
     named = named or str(run_dir)
-    path = Path(run_dir) / CALIBRATION if path is None else Path(path)
+    how = f"pydiff calibrate {named}" + (" --data FILE" if named.startswith("--pretrained") else "")
+    if path is None:
+        path = Path(run_dir) / CALIBRATION
+        if not path.is_file():
+            if named.startswith("--pretrained"):
+                raise ConfigError(f"{named} ships no {CALIBRATION}: give --calibration FILE, made by {how} --out FILE "
+                                  "on a data file of the family it will answer")
+            raise ConfigError(f"{run_dir} has no {CALIBRATION}: make it with {how} (see pydiff calibrate --help)")
+    path = Path(path)
     if not path.is_file():
-        if named.startswith("--pretrained"):
-            raise ConfigError(f"{named} ships no {CALIBRATION}: give --calibration FILE, made by pydiff calibrate "
-                              f"{named} --data FILE --out FILE on a data file of the family it will answer")
-        raise ConfigError(f"no calibration {path}: run pydiff calibrate {named} --alpha 0.05 first")
+        raise ConfigError(f"no calibration {path}: make it with {how} --out {path}")
+    content = path.read_bytes()
     try:
-        calibration = json.loads(path.read_text())
+        calibration = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: not a calibration ({exc})") from None
-    if not isinstance(calibration, dict) or calibration.get("method") != METHOD \
-            or not math.isfinite(calibration.get("quantile", math.nan)):
-        raise ConfigError(f"{path}: not a usable calibration (method {calibration.get('method')!r}, "
-                          f"quantile {calibration.get('quantile')}); calibrate again with a larger alpha")
+    if not isinstance(calibration, dict):
+        raise ConfigError(f"{path}: not a calibration (a JSON object is expected)")
+    problem = calibration.get("problem")
     if "problem" not in calibration or "model_sha256" not in calibration:
         raise ConfigError(f"{path} was made by an older pydiff, which recorded neither its family nor its model: "
-                          f"calibrate again (pydiff calibrate {named})")
+                          f"calibrate again ({how})")
+
+    def number(value, low, high):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low < value < high
+
+    checks = (("method", calibration.get("method") == METHOD),
+              ("quantile", number(calibration.get("quantile"), 0, math.inf)),
+              ("alpha", number(calibration.get("alpha"), 0, 1)),
+              ("iterations", isinstance(calibration.get("iterations"), int) and calibration["iterations"] >= 0),
+              ("problem", isinstance(problem, dict)))
+    wrong = [name for name, ok in checks if not ok]
+    if not wrong:
+        try:
+            Problem.from_attrs(problem)
+        except (KeyError, TypeError, ValueError):  # ConfigError is a ValueError
+            wrong = ["problem"]
+    if wrong:
+        raise ConfigError(f"{path}: not a usable calibration (its {', '.join(wrong)} "
+                          f"{'is' if len(wrong) == 1 else 'are'} missing or impossible); calibrate again ({how})")
     if calibration["model_sha256"] != checkpoint.model_digest(run_dir):
-        raise ConfigError(f"{path} was made for another model than {named}: calibrate this one "
-                          f"(pydiff calibrate {named})")
-    return calibration
+        raise ConfigError(f"{path} was made for another model than {named}: calibrate this one ({how} --out FILE)")
+    return {**calibration, "path": str(path), "sha256": hashlib.sha256(content).hexdigest()}
+
+
+def check_max_error(max_error: float) -> float:
+    """``max_error`` if it is a positive finite number; :class:`ConfigError` otherwise."""
+    if not (max_error > 0 and math.isfinite(max_error)):
+        raise ConfigError(f"--max-error must be a positive finite number, got {max_error}")
+    return max_error
 
 
 def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, max_error: float, calibration: dict,
@@ -291,8 +328,7 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
         ``cg_iterations`` of the warm-started exact solves (0 when none ran or the backend
         does not iterate).
     """
-    if not max_error > 0:
-        raise ConfigError(f"--max-error must be positive, got {max_error}")
+    check_max_error(max_error)
     L = problem.lattice
     prediction = np.asarray(prediction, dtype=np.float32).reshape(-1, L, L)
     bound = calibration["quantile"] * estimated_max_errors(prediction, images, problem, maps,

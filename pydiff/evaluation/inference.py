@@ -31,7 +31,7 @@ from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..version import __version__
-from .bound import read_calibration, serve
+from .bound import check_max_error, read_calibration, serve
 from .predict import predict, predict_mc_dropout
 
 
@@ -47,9 +47,17 @@ def read_images(path, name: str = "inputs", what: str = "source images") -> np.n
             with h5py.File(path, "r") as f:
                 if name not in f:
                     raise DataFileError(f"{path}: no '{name}' data set (give (n, L, L) {what})")
+                if not isinstance(f[name], h5py.Dataset):
+                    raise DataFileError(f"{path}: '{name}' is not an (n, L, L) data set (give (n, L, L) {what})")
                 images = f[name][()]
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an array of objects: nothing numpy can read without running code
+            raise DataFileError(f"{path}: {what} must be an array of numbers (this .npy holds objects)") from None
         raise DataFileError(f"{path}: cannot be read ({exc})") from None
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot be read ({exc})") from None
+    if not np.issubdtype(np.asarray(images).dtype, np.number):
+        raise DataFileError(f"{path}: {what} must be an array of numbers, got {np.asarray(images).dtype}")
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 2:
         images = images[None]
@@ -170,6 +178,8 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         raise ConfigError(f"{out_path} exists; choose another --out")
     if samples < 2:
         raise ConfigError(f"--samples must be at least 2, got {samples}")
+    if max_error is not None:
+        check_max_error(max_error)
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
     images = read_sources(inputs_path)
@@ -188,13 +198,16 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
     calibration = None if max_error is None else read_calibration(run_dir, calibration_path, named)
     if calibration is not None:
+        if given is None or diffusivity_path is not None:  # a family that cannot be checked: no guarantee
+            raise ConfigError("the bound holds for samples of the family it was calibrated on, which only a pydiff data "
+                              f"file states: give --inputs as one (pydiff generate), its maps inside it, not "
+                              f"{'--diffusivity' if given is not None else inputs_path}; or predict without --max-error")
         family = Problem.from_attrs(calibration["problem"])
-        changed = differences(family, given) if given is not None else \
-            ([] if images.shape[-1] == family.lattice else [f"lattice {images.shape[-1]} (expected {family.lattice})"])
+        changed = differences(family, given)
         if changed:
             raise ConfigError(f"{inputs_path} is not of the family the bound was calibrated on: {', '.join(changed)}; "
-                              f"calibrate on a file of its family first: pydiff calibrate {named} "
-                              "--data FILE --out CALIBRATION.json")
+                              f"calibrate on a file of its family first (pydiff calibrate {named} --data FILE --out "
+                              "CALIBRATION.json), then predict with --calibration CALIBRATION.json")
     maps = read_diffusivity(inputs_path, diffusivity_path, images) if reads_map else None
     x = images[:, None]
     if maps is not None:
@@ -207,7 +220,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
     if calibration is not None:  # the file's own problem (its family is the calibration's)
-        answers = serve(prediction, images, given or family, maps, max_error, calibration, str(device), walls)
+        answers = serve(prediction, images, given, maps, max_error, calibration, str(device), walls)
         arrays.update(prediction=answers["prediction"], bound=answers["bound"], served=answers["served"])
         summary.update(served=float(answers["served"].mean()), cg_iterations=answers["cg_iterations"],
                        seconds_per_answer=(time.perf_counter() - start) / len(images))
@@ -223,6 +236,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
                          mc_dropout_samples=samples if uncertainty else 0)
         if calibration is not None:
-            out.attrs.update(max_error=max_error, alpha=calibration["alpha"], guarantee=calibration["guarantee"])
+            out.attrs.update(max_error=max_error, alpha=calibration["alpha"], guarantee=calibration["guarantee"],
+                             calibration=calibration["path"], calibration_sha256=calibration["sha256"])
     return summary
 

@@ -106,6 +106,8 @@ class Problem:
     def __post_init__(self) -> None:
         if self.solve_lattice == 0 and self.setup == "darcy":  # not given: the fine grid of Darcy flow
             object.__setattr__(self, "solve_lattice", DARCY_SOLVE_LATTICE)
+        elif self.solve_lattice == self.lattice and self.setup != "darcy":  # one way to say "the lattice itself"
+            object.__setattr__(self, "solve_lattice", 0)
         if self.min_sources == 0:
             object.__setattr__(self, "min_sources", self.n_sources)
         if self.correlation_length == 0:
