@@ -24,7 +24,7 @@ def run(backend, problem, images, **options):
 
 
 def test_registry_names_every_backend():
-    assert set(BACKENDS) == {"spectral", "timestep", "direct", "julia", "torch", "multigrid", "torch-cg"}
+    assert set(BACKENDS) == {"spectral", "timestep", "direct", "julia", "torch", "multigrid", "torch-cg", "torch-mg"}
     with pytest.raises(ConfigError, match="unknown backend 'fourier'"):
         make_solver("fourier", Problem())
 

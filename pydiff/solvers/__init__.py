@@ -21,6 +21,7 @@ multigrid  algebraic-multigrid-preconditioned CG (pyamg), relative residual 1e-1
 julia      DifferentialEquations.jl ROCK2 through juliacall, in a worker process       any D, t_max
 torch      the spectral closed form in PyTorch, on CPU or CUDA (fresh samples in training)  constant D
 torch-cg   batched matrix-free CG in PyTorch, preconditioned by the constant-D inverse  any D, stationary
+torch-mg   batched CG in PyTorch, preconditioned by a geometric multigrid V-cycle       any D, stationary
 =========  ==========================================================================  ==================
 
 Every backend solves every wall condition (Dirichlet, Neumann, periodic).
@@ -29,7 +30,6 @@ Every backend solves every wall condition (Dirichlet, Neumann, periodic).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 import numpy as np
 
@@ -47,30 +47,34 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "torch": ("pydiff.solvers.torch_spectral", "TorchSpectralSolver"),
     "multigrid": ("pydiff.solvers.multigrid", "MultigridSolver"),
     "torch-cg": ("pydiff.solvers.torch_cg", "TorchCGSolver"),
+    "torch-mg": ("pydiff.solvers.torch_mg", "TorchMGSolver"),
 }
 
 BACKENDS: tuple[str, ...] = tuple(_REGISTRY)
 
 
-# "auto" takes sparse LU up to this lattice where D varies, multigrid above.  Measured on one core
-# of this project's CPU (inclusions of contrast 10, 2026-11-29): at 256^2 sparse LU 0.36 s per
-# sample, multigrid 0.1 s set-up + 0.1 s CG; at 512^2 2.5 s against 0.5 + 0.4 s.
-DIRECT_UP_TO = 128
+# "auto" takes sparse LU up to this lattice where D varies, torch-mg above.  Measured on one
+# thread of this project's 2-core Intel Xeon, shared with other jobs (CPU seconds per sample,
+# inclusions of contrast 10 and 1000, Dirichlet walls, 2026-12-01; benchmarks/torch_mg.py):
+# solved one at a time, sparse LU 8 ms at 64^2 against torch-mg's 12, 14 against 16 at 85^2, 21
+# against 17 at 100^2, 44 against 20 at 128^2, 0.25 s against 0.04 at 256^2; pyamg's multigrid
+# 0.88-1.13 s at 512^2 against torch-mg's 0.13-0.16.  In batches of 16 (generate, solve,
+# exact_timing) torch-mg is ahead from 48^2 (64^2: 3.5-4.5 ms against 6.5); 64 keeps single
+# samples on sparse LU where it is clearly faster.
+DIRECT_UP_TO = 64
 
 
 def resolve_backend(name: str, problem: Problem) -> str:
     """``name``, or for ``"auto"`` the fastest exact backend for ``problem``: ``spectral`` where
-    D is constant, else ``direct`` up to ``DIRECT_UP_TO`` (128) cells per side and ``multigrid``
-    above (``direct`` when pyamg is not installed)."""
+    D is constant, else ``direct`` up to ``DIRECT_UP_TO`` (64) cells per side and ``torch-mg``
+    above."""
     if name != "auto":
         return name
     if problem.boundary == "mixed":  # the same choice for every wall
         problem = wall_problem(problem, 0)
     if solver_class("spectral").unsupported(problem) is None:
         return "spectral"
-    if problem.lattice <= DIRECT_UP_TO or importlib.util.find_spec("pyamg") is None:
-        return "direct"
-    return "multigrid"
+    return "direct" if problem.lattice <= DIRECT_UP_TO else "torch-mg"
 
 
 def solver_class(name: str) -> type[Solver]:
