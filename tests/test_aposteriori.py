@@ -67,3 +67,23 @@ def test_clamped_sources_are_refused_in_one_line():
     problem = Problem(lattice=24, radius=3, n_sources=2, source_model="clamped")
     with pytest.raises(ConfigError, match="production source model"):
         error_estimate(np.zeros((1, 24, 24)), np.zeros((1, 24, 24)), problem)
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann", "periodic"])
+def test_a_few_multigrid_steps_give_what_tens_of_spectral_ones_give_where_d_varies(boundary):
+    problem = Problem(lattice=40, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity="inclusions",
+                      contrast=100.0, boundary=boundary)
+    images, maps, fields = exact(problem, 4, 3, "direct")
+    prediction = damaged(fields, 2)
+    truth = np.abs(prediction - fields)
+
+    def distance(iterations, preconditioner):
+        estimate = error_estimate(prediction, images, problem, maps, iterations, preconditioner=preconditioner)
+        return np.abs(estimate - truth).max()
+
+    multigrid = distance(3, "multigrid")
+    assert multigrid < 1e-2 * truth.max()  # three V-cycle steps: the true error to two digits or better
+    assert multigrid < distance(3, "spectral") / 10  # the constant-D inverse is far from it after three
+    assert distance(12, "multigrid") < 1e-6  # and it converges to the true error
+    with pytest.raises(ConfigError, match="unknown preconditioner"):
+        error_estimate(prediction, images, problem, maps, 1, preconditioner="jacobi")

@@ -3,7 +3,9 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from pydiff.evaluation.metrics import n_min
 from pydiff.evaluation.timing import PAPER, bench_eq4, bench_generate
@@ -83,3 +85,31 @@ def test_the_varied_benchmark_relates_each_network_to_the_fastest_solver():
     for row in networks:
         assert row["delta_over_epsilon"] == pytest.approx(fastest / row["seconds_per_sample"])
         assert row["N_min"] == pytest.approx(n_min(100, 10.0, fastest, row["seconds_per_sample"]))
+
+
+def test_the_equal_accuracy_baseline_stops_at_the_fewest_steps_that_reach_the_error():
+    from pydiff.evaluation.timing import stopped_at
+    from pydiff.problem import sample_sources, source_images
+    from pydiff.problem.diffusivity import diffusivity_maps
+    from pydiff.solvers import make_solver, normalise
+
+    problem = Problem(lattice=32, radius=3, diffusivity="inclusions", contrast=100.0)
+    images, maps = source_images(problem, sample_sources(problem, 3, 0)), diffusivity_maps(problem, range(3), 0)
+    with make_solver("direct", problem) as direct:
+        exact, _ = normalise(direct(images, maps))
+    loose, tight = stopped_at(problem, images, maps, 0.3), stopped_at(problem, images, maps, 1e-6)
+    assert loose["iterations"] < tight["iterations"] and tight["median_max_error"] <= 1e-6
+    # one step fewer than the tight answer misses the target: k is the fewest
+    with make_solver("torch-mg", problem) as mg:
+        u = mg.approximate(torch.as_tensor(images, dtype=torch.float64), torch.as_tensor(maps),
+                           tight["iterations"] - 1).numpy()
+    assert np.median(np.abs(normalise(u)[0] - exact).reshape(3, -1).max(axis=1)) > 1e-6
+    from pydiff.evaluation.timing import bench_varied
+
+    rows = bench_varied(
+        problem, lattices=(32,), backends=("direct", "torch-mg"), n_delta=2, batch_sizes=(1,), M=100, E=10.0,
+        network_error=0.3)
+    baseline = next(r for r in rows if r["kind"] == "equal accuracy")
+    network = next(r for r in rows if r["kind"] == "network")
+    assert network["equal_accuracy_over_epsilon"] == pytest.approx(baseline["seconds_per_sample"] /
+                                                                  network["seconds_per_sample"])

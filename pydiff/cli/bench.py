@@ -149,27 +149,34 @@ def bench_infer(model_id, network, width, lattice, batch_sizes, device):
 
 @bench.command("varied", context_settings=CONTEXT)
 @problem_options
-@click.option("--lattices", default="128,256,512", show_default=True, help="Lattices to measure at.")
-@click.option("--backends", default="direct,multigrid,torch-cg", show_default=True, help="Exact solvers timed for delta.")
-@click.option("--networks", default="encdec", show_default=True, help="Networks timed for epsilon (encdec, unet, fno).")
+@click.option("--lattices", default="64,128,256,512", show_default=True, help="Lattices to measure at.")
+@click.option("--backends", default="torch-mg,multigrid,direct", show_default=True,
+              help="Exact solvers timed for delta (to a relative residual of 1e-10).")
+@click.option("--networks", default="encdec", show_default=True,
+              help="Networks timed for epsilon (encdec, unet, fno), untrained; --run times that run's network instead.")
 @click.option("--width", type=float, default=0.125, show_default=True, help="Channel multiplier of the networks.")
 @click.option("--samples", type=int, default=4, show_default=True, help="Samples each solver is timed on.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
-              help="A finished run whose data size and training seconds are M and E (default: 10,000 and 1 h).")
+              help="A finished run: its data size and training seconds are M and E (default: 10,000 and 1 h), its "
+              "network is the one timed, and its test samples' median max error is where the equal-accuracy "
+              "baseline stops.")
+@click.option("--network-error", type=float,
+              help="Stop the equal-accuracy baseline (torch-mg) at this median per-sample max error instead of the "
+              "run's (field units, peak 1).")
 @reports_errors()
-def bench_varied(lattices, backends, networks, width, samples, run_dir, **problem_values):
-    """Eq. 4 where an exact solve is expensive (D varies): delta per exact solver and epsilon per
-    network (reading the map) at each lattice, with delta/epsilon and N_min against the fastest
-    solver.
+def bench_varied(lattices, backends, networks, width, samples, run_dir, network_error, **problem_values):
+    """Eq. 4 where an exact solve is expensive (D varies), against the strongest baseline at
+    equal accuracy: delta per exact solver, torch-mg stopped at the network's own error, epsilon
+    per network, and delta/epsilon and N_min against both, at each lattice.
 
     \b
-      pydiff bench varied --diffusivity inclusions --contrast 10 --lattices 128,256,512
+      pydiff bench varied --diffusivity inclusions --contrast 10 --run runs/quick-varied
     """
     import pandas as pd
 
     from ..errors import ConfigError, DataFileError
     from ..evaluation.timing import bench_varied as run
-    from ..evaluation.timing import machine
+    from ..evaluation.timing import machine, median_max_error
     from ..training.checkpoint import read_config, read_result
     from .options import parse_list
 
@@ -177,14 +184,21 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, **proble
     if problem.diffusivity == "constant":
         raise ConfigError("give a varied problem (--diffusivity inclusions or lognormal): with constant D the "
                           "spectral solver is exact and faster than any network (pydiff bench)")
-    M, E = 10000, 3600.0
+    if network_error is not None and not network_error > 0:
+        raise ConfigError(f"--network-error must be positive, got {network_error}")
+    M, E, config = 10000, 3600.0, None
     if run_dir is not None:
         result = read_result(run_dir)
         if result is None:
             raise DataFileError(f"{run_dir}: the run is not finished (no result.json)")
-        M, E = read_config(run_dir).n_samples or result["n_train"], result["seconds"]
+        config = read_config(run_dir)
+        M, E = config.n_samples or result["n_train"], result["seconds"]
+        if network_error is None:
+            network_error = median_max_error(run_dir)
     rows = run(problem, parse_list(lattices, int, "--lattices"), tuple(b.strip() for b in backends.split(",")),
-               tuple(n.strip() for n in networks.split(",")), width, samples, M=M, E=E)
-    click.echo(f"# {machine()}; M = {M} samples, E = {E:.0f} s")
-    with pd.option_context("display.width", 200):
+               tuple(n.strip() for n in networks.split(",")), width, samples, M=M, E=E, network_error=network_error,
+               config=config)
+    error = "" if network_error is None else f"; the network's median max error {network_error:.3g}"
+    click.echo(f"# {machine()}; M = {M} samples, E = {E:.0f} s{error}")
+    with pd.option_context("display.width", 250):
         click.echo(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))

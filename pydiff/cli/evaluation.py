@@ -108,7 +108,8 @@ def table(runs, fmt, preset):
               help="(n, L, L) diffusivity maps (.npy, or HDF5 with 'diffusivity'), for a network of the varied family; "
               "default: the inputs file's own 'diffusivity' data set.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HDF5 file to write (must not exist).")
-@click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps.")
+@click.option("--uncertainty", is_flag=True, help="Also write mc_dropout_std and physics_residual maps (with --max-error: "
+              "network_mc_dropout_std and network_physics_residual, the network's prediction's, whatever answered).")
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes (with --uncertainty).")
 @click.option("--max-error", type=float, help="Answer from the network only where the calibrated bound on a sample's max "
               "error is at most this (field units, peak 1); solve the others exactly. Needs pydiff calibrate RUN first; "
@@ -157,9 +158,12 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
               help="Miscoverage: a new sample's max error exceeds its bound with probability at most alpha.")
 @click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
               help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower).")
+@click.option("--preconditioner", type=click.Choice(["spectral", "multigrid"]), default="spectral", show_default=True,
+              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant) or "
+              "multigrid (one torch-mg V-cycle: a few steps reach what spectral needs tens for where D varies).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def calibrate(run_dir, pretrained, data, out, alpha, iterations, device):
+def calibrate(run_dir, pretrained, data, out, alpha, iterations, preconditioner, device):
     """Calibrate a bound on each prediction's max error: RUN/calibration.json.
 
     Split conformal prediction normalised by the a-posteriori error estimate, on samples that
@@ -182,8 +186,10 @@ def calibrate(run_dir, pretrained, data, out, alpha, iterations, device):
         raise ConfigError("give either a run directory or --pretrained NAME")
     if pretrained is not None and (data is None or out is None):
         raise ConfigError("a shipped model keeps no data and cannot be written into: give --data FILE and --out FILE")
-    result = run(run_dir or pretrained_dir(pretrained), alpha, iterations, device, data=data, out=out)
-    click.echo(f"bound = {result['quantile']:.3g} x the a-posteriori max-error estimate ({result['iterations']} CG steps), "
+    result = run(run_dir or pretrained_dir(pretrained), alpha, iterations, device, data=data, out=out,
+                 preconditioner=preconditioner)
+    click.echo(f"bound = {result['quantile']:.3g} x the a-posteriori max-error estimate ({result['iterations']} CG steps, "
+               f"{preconditioner} preconditioner), "
                f"alpha {alpha:g}, from {result['n_calibration']} samples of {result['split']}")
     test = result.get("test")
     if test:

@@ -31,11 +31,27 @@ from ..problem.residual import stationary_residual
 from ..problem.walls import for_each_wall
 from ..solvers.torch_cg import TorchCGSolver
 
-ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the constant-D inverse alone)
+ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the preconditioner's answer alone)
+# The preconditioner of those steps: "spectral", the constant-D inverse (exact where D is constant:
+# then no step is needed), or "multigrid", one V-cycle of torch-mg (each step ~10x closer where D varies).
+PRECONDITIONERS = ("spectral", "multigrid")
+
+
+def error_solver(problem: Problem, preconditioner: str = "spectral", device: str = "cpu"):
+    """The solver whose ``approximate`` solves the error equation: torch-cg (the constant-D
+    inverse as preconditioner) or torch-mg (a V-cycle)."""
+    if preconditioner not in PRECONDITIONERS:
+        raise ConfigError(f"unknown preconditioner {preconditioner!r}; choose one of {', '.join(PRECONDITIONERS)}")
+    if preconditioner == "multigrid":
+        from ..solvers.torch_mg import TorchMGSolver
+
+        return TorchMGSolver(problem, device=device)
+    return TorchCGSolver(problem, device=device)
 
 
 def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu", batch_size: int = 64, walls=None) -> np.ndarray:
+                   iterations: int = ITERATIONS, device: str = "cpu", batch_size: int = 64, walls=None,
+                   preconditioner: str = "spectral") -> np.ndarray:
     """The fields the equation implies from predictions: ``(y_hat + A^-1 R) / peak`` per sample.
 
     Args:
@@ -47,6 +63,7 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
         device: where the steps run (``"cpu"``, ``"cuda"``, ``"auto"``).
         batch_size: samples per batch (memory: about 12 float64 fields of L^2 each).
         walls: (n,) each sample's walls where the problem mixes them (:mod:`pydiff.problem.walls`).
+        preconditioner: of the CG steps, one of :data:`PRECONDITIONERS`.
 
     Returns:
         (n, L, L) float32 fields, peak 1: the exact fields when the error equation is solved exactly.
@@ -60,8 +77,8 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     maps = None if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
     if problem.boundary == "mixed":  # each wall's samples with that wall's operator
         return for_each_wall(problem, walls, lambda one, *parts: implied_fields(
-            parts[0], parts[1], one, parts[2], iterations, device, batch_size), y, img, maps)
-    solver = TorchCGSolver(problem, device=device)
+            parts[0], parts[1], one, parts[2], iterations, device, batch_size, preconditioner=preconditioner), y, img, maps)
+    solver = error_solver(problem, preconditioner, device)
     out = np.empty(y.shape, dtype=np.float32)
     for start in range(0, len(y), batch_size):
         part = slice(start, start + batch_size)
@@ -76,9 +93,11 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
 
 
 def error_estimate(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu", walls=None) -> np.ndarray:
+                   iterations: int = ITERATIONS, device: str = "cpu", walls=None,
+                   preconditioner: str = "spectral") -> np.ndarray:
     """(n, L, L) estimated absolute errors ``|y_hat - y|`` of predictions, without their ground
     truth (:func:`implied_fields`)."""
     L = problem.lattice
-    implied = implied_fields(prediction, images, problem, diffusivity, iterations, device, walls=walls)
+    implied = implied_fields(prediction, images, problem, diffusivity, iterations, device, walls=walls,
+                             preconditioner=preconditioner)
     return np.abs(np.asarray(prediction, dtype=np.float32).reshape(-1, L, L) - implied)

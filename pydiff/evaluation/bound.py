@@ -53,7 +53,7 @@ from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..training.data import load_arrays, network_inputs, sample_maps, sample_walls
-from .aposteriori import ITERATIONS, error_estimate
+from .aposteriori import ITERATIONS, PRECONDITIONERS, error_estimate
 from .predict import predict
 
 CALIBRATION = checkpoint.CALIBRATION
@@ -73,21 +73,22 @@ def conformal_quantile(ratios: np.ndarray, alpha: float) -> float:
 
 
 def estimated_max_errors(prediction, images, problem: Problem, maps=None, iterations: int = ITERATIONS,
-                         device: str = "cpu", walls=None) -> np.ndarray:
+                         device: str = "cpu", walls=None, preconditioner: str = "spectral") -> np.ndarray:
     """(n,) the a-posteriori estimate of each prediction's max absolute error (the score ``s``);
-    ``walls``: each sample's, where the problem mixes them."""
-    estimate = error_estimate(prediction, images, problem, maps, iterations, device, walls)
+    ``walls``: each sample's, where the problem mixes them; ``preconditioner``: of the estimate's
+    CG steps (:data:`~pydiff.evaluation.aposteriori.PRECONDITIONERS`)."""
+    estimate = error_estimate(prediction, images, problem, maps, iterations, device, walls, preconditioner)
     return estimate.reshape(len(estimate), -1).max(axis=1).astype(np.float64)
 
 
-def _errors(model, config, x, y, maps, walls, problem: Problem, iterations, device):
+def _errors(model, config, x, y, maps, walls, problem: Problem, iterations, device, preconditioner):
     """Predictions of (k, C, L, L) inputs ``x``, their scores, true max errors against the fields
     ``y`` and the seconds per sample of the network and of the estimate."""
     start = time.perf_counter()
     prediction = predict(model, x, config.eval_batch_size, device, config.amp)
     network = time.perf_counter() - start
     start = time.perf_counter()
-    scores = estimated_max_errors(prediction, x[:, :1], problem, maps, iterations, str(device), walls)
+    scores = estimated_max_errors(prediction, x[:, :1], problem, maps, iterations, str(device), walls, preconditioner)
     estimator = time.perf_counter() - start
     true = np.abs(prediction - y).reshape(len(x), -1).max(axis=1).astype(np.float64)
     return prediction, scores, true, network / len(x), estimator / len(x)
@@ -190,7 +191,7 @@ def iterations_saved(prediction, images, problem: Problem, maps, device: str = "
 
 
 def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device: str = "auto", data=None,
-              out=None) -> dict:
+              out=None, preconditioner: str = "spectral") -> dict:
     """Fit the bound of ``run_dir``'s model on samples that played no part in training or model
     selection (:func:`held_out`: its held-out split that chose nothing, or the data file
     ``data``), halved at random: the calibration half fits the bound, the check half measures it.
@@ -206,6 +207,8 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     """
     run_dir = Path(run_dir)
     conformal_quantile(np.ones(1), alpha)  # alpha checked before any work
+    if preconditioner not in PRECONDITIONERS:
+        raise ConfigError(f"unknown preconditioner {preconditioner!r}; choose one of {', '.join(PRECONDITIONERS)}")
     out = run_dir / CALIBRATION if out is None else Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"directory {out.parent} does not exist")
@@ -229,9 +232,9 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     def part(index):
         return samples.x[index], samples.y[index], *(None if a is None else a[index] for a in (samples.maps, samples.walls))
 
-    _, scores, true, _, _ = _errors(model, config, *part(fit), problem, iterations, device)
+    _, scores, true, _, _ = _errors(model, config, *part(fit), problem, iterations, device, preconditioner)
     q = conformal_quantile(true / np.maximum(scores, 1e-12), alpha)
-    result = {"method": METHOD, "iterations": iterations, "alpha": alpha, "quantile": q, "split": samples.source,
+    result = {"method": METHOD, "iterations": iterations, "preconditioner": preconditioner, "alpha": alpha, "quantile": q, "split": samples.source,
               "n_calibration": int(len(fit)), "calibration_indices": samples.indices[fit].tolist(),
               "check_indices": samples.indices[check].tolist(), "problem": problem.to_attrs(),
               "model_sha256": checkpoint.model_digest(run_dir),
@@ -240,7 +243,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     if len(check):
         x, y, check_maps, check_walls = part(check)
         prediction, scores, true, network_s, estimator_s = _errors(model, config, x, y, check_maps, check_walls,
-                                                                   problem, iterations, device)
+                                                                   problem, iterations, device, preconditioner)
         bound = q * scores
         images = x[:, 0]
         exact_solver, exact_s = exact_timing(problem, images, check_maps, walls=check_walls)
@@ -295,6 +298,7 @@ def read_calibration(run_dir, path=None, named: str | None = None) -> dict:
               ("quantile", number(calibration.get("quantile"), 0, math.inf)),
               ("alpha", number(calibration.get("alpha"), 0, 1)),
               ("iterations", isinstance(calibration.get("iterations"), int) and calibration["iterations"] >= 0),
+              ("preconditioner", calibration.get("preconditioner", "spectral") in PRECONDITIONERS),
               ("problem", isinstance(problem, dict)))
     wrong = [name for name, ok in checks if not ok]
     if not wrong:
@@ -331,8 +335,8 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
     check_max_error(max_error)
     L = problem.lattice
     prediction = np.asarray(prediction, dtype=np.float32).reshape(-1, L, L)
-    bound = calibration["quantile"] * estimated_max_errors(prediction, images, problem, maps,
-                                                           calibration["iterations"], device, walls)
+    bound = calibration["quantile"] * estimated_max_errors(prediction, images, problem, maps, calibration["iterations"],
+                                                           device, walls, calibration.get("preconditioner", "spectral"))
     served = bound <= max_error
     answers, iterations = prediction.copy(), 0
     todo = np.flatnonzero(~served)

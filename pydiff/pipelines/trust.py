@@ -167,9 +167,9 @@ def _physics(case: _Case, **_) -> Scores:
     return _map_scores(residual, seconds)
 
 
-def _a_posteriori(case: _Case, iterations: int = ITERATIONS, **_) -> Scores:
+def _a_posteriori(case: _Case, iterations: int = ITERATIONS, preconditioner: str = "spectral", **_) -> Scores:
     estimate, seconds = _timed(error_estimate, case.prediction, case.images, case.problem, case.maps, iterations,
-                               str(case.device), case.walls)
+                               str(case.device), case.walls, preconditioner)
     return _map_scores(estimate, seconds)
 
 
@@ -243,7 +243,7 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "auto", inverse_epochs: int | None = None,
-          progress=True, iterations: int = ITERATIONS, ensemble_size: int = 4,
+          progress=True, iterations: int = ITERATIONS, preconditioner: str = "spectral", ensemble_size: int = 4,
           ensemble_epochs: int | None = None) -> pd.DataFrame:
     """Score every test sample of ``run_dir`` with each method and compare with the true error.
 
@@ -270,6 +270,7 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "au
     mean_error, max_error = error.mean(axis=1), error.max(axis=1)
 
     scores = {method: ESTIMATORS[method](case, samples=samples, inverse_epochs=inverse_epochs, iterations=iterations,
+                                         preconditioner=preconditioner,
                                          ensemble_size=ensemble_size, ensemble_epochs=ensemble_epochs)
               for method in methods}
 
