@@ -5,7 +5,7 @@ Each sample solves ``A u = s``, ``A = gamma I - div(D grad)`` (the harmonic-mean
 :mod:`pydiff.problem.operator`), with its own step lengths; the whole batch moves together and
 a sample stops changing once its relative residual is below ``tol``.  The preconditioner is the
 exact inverse of the same operator with a constant D, the geometric mean of the sample's map,
-applied in the wall condition's own basis (:func:`pydiff.solvers.spectral.basis`): the
+applied in the wall condition's own basis (:class:`pydiff.solvers.torch_transforms.Transform`): the
 preconditioned operator's condition number is then of the order of the contrast, not of
 ``8 max D / gamma``, and CG needs about a hundred iterations to 1e-10 (64^2, inclusions of
 contrast 10) instead of thousands.
@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from ..device import pick_device
-from ..errors import ConfigError
+from ..errors import ConfigError, NotConverged
 from ..problem import Problem
 from .base import Solver
-from .spectral import basis, eigenvalues
+from .spectral import eigenvalues
+from .torch_transforms import Transform
 
 
 def harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -78,8 +79,7 @@ class TorchCGSolver(Solver):
             raise ConfigError(f"the CG tolerance must be in (0, 1), got {tol}")
         self.device, self.dtype, self.tol, self.max_iterations = pick_device(device), dtype, tol, max_iterations
         L = problem.lattice
-        self.basis = torch.as_tensor(basis(L, problem.boundary), dtype=dtype, device=self.device)
-        self.basis_t = self.basis.T.contiguous()
+        self.transform = Transform(L, problem.boundary, self.device, dtype)
         ev = torch.as_tensor(eigenvalues(L, problem.boundary), dtype=dtype, device=self.device)
         self.modes = ev[:, None] + ev[None, :]  # (L, L), <= 0
         self.iterations = 0
@@ -87,9 +87,9 @@ class TorchCGSolver(Solver):
     def constant_inverse(self, r: torch.Tensor, mean_D: torch.Tensor) -> torch.Tensor:
         """The exact inverse of ``gamma - mean_D lap`` (each sample its own constant D) applied to
         (b, L, L) ``r``: CG's preconditioner, and the physics loss's filter (:mod:`pydiff.nn.physics`)."""
-        r_hat = self.basis @ r @ self.basis_t
+        r_hat = self.transform.forward(r)
         r_hat = r_hat / (self.problem.gamma - mean_D[:, None, None] * self.modes)  # out of place: autograd
-        return self.basis_t @ r_hat @ self.basis
+        return self.transform.inverse(r_hat)
 
     def operator(self, diffusivity: torch.Tensor | None, like: torch.Tensor) -> tuple[TorchOperator, torch.Tensor]:
         """The batch's operator and the geometric mean of each map (the D of :meth:`constant_inverse`);
@@ -141,7 +141,7 @@ class TorchCGSolver(Solver):
         if bool((r.flatten(1).norm(dim=1) <= target).all()):
             return u
         worst = float((r.flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)).max())
-        raise ConfigError(f"torch-cg did not reach a relative residual of {self.tol:g} in {self.max_iterations} "
+        raise NotConverged(f"torch-cg did not reach a relative residual of {self.tol:g} in {self.max_iterations} "
                           f"iterations (reached {worst:.2e})")
 
     @torch.no_grad()
