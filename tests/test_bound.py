@@ -93,4 +93,23 @@ def test_calibrate_then_predict_serves_only_samples_bounded_by_the_asked_error(v
         exact, _ = normalise(direct(data.inputs[()][~served], data.diffusivity[()][~served]))
     np.testing.assert_allclose(answers[~served], exact, atol=1e-6)
     assert_clean_failure(pydiff("predict", run, "--inputs", held_out, "--out", tmp_path / "b.h5", "--max-error", -1),
-                         2, "must be positive")
+                         2, "must be a positive finite number")
+
+
+def test_uncertainty_beside_served_answers_is_named_as_the_networks(varied_run, tmp_path):
+    # With --max-error some answers are exact solves: the spread and the residual, which are of
+    # the network's own prediction, must not pass as the answers'.
+    root, held_out = varied_run
+    run = root / "run"
+    assert pydiff("calibrate", run, "--alpha", 0.1, "--out", tmp_path / "c.json").returncode == 0
+    plain, served = tmp_path / "plain.h5", tmp_path / "served.h5"
+    assert pydiff("predict", run, "--inputs", held_out, "--out", plain, "--uncertainty", "--samples", 3).returncode == 0
+    result = pydiff("predict", run, "--inputs", held_out, "--out", served, "--uncertainty", "--samples", 3,
+                    "--calibration", tmp_path / "c.json", "--max-error", 1e-9)  # every sample solved exactly
+    assert result.returncode == 0, result.stderr
+    assert "mean_network_mc_dropout_std" in result.stdout
+    with h5py.File(plain) as p, h5py.File(served) as s:
+        assert {"mc_dropout_std", "physics_residual"} <= set(p) and "network_physics_residual" not in p
+        assert not {"mc_dropout_std", "physics_residual"} & set(s) and not s["served"][()].any()
+        np.testing.assert_array_equal(s["network_physics_residual"][()], p["physics_residual"][()])
+        np.testing.assert_array_equal(s["network_mc_dropout_std"][()], p["mc_dropout_std"][()])

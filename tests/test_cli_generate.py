@@ -238,3 +238,25 @@ def test_generate_in_shards_and_merge_from_the_command_line(tmp_path):
     assert len(load(tmp_path / "all.h5")) == 7
     assert_clean_failure(pydiff("generate", *common, "--shard", "2/2", "--out", tmp_path / "x.h5"), 2, "--shard must be i/k")
     assert_clean_failure(pydiff("merge", tmp_path / "bad.h5", tmp_path / "p1.h5"), 2, "leaves samples 0..2 missing")
+
+
+@pytest.mark.parametrize("sources", ["disks", "ellipses"])
+def test_generate_sources_of_radius_0(tmp_path, sources):
+    out = tmp_path / "x.h5"
+    result = pydiff("generate", "--setup", "paper2024", "--lattice", 8, "--radius", 0, "--n", 100, "--sources", sources,
+                    "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = load(out)
+    assert np.isfinite(data.inputs[()]).all() and np.isfinite(data.fields[()]).all()
+    assert (data.fields[()].max(axis=(1, 2)) == 1).all()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--setup", "paper2024", "--n-sources", "0-3"], "the smallest source count must be in 1..3, got 0"),
+    (["--diffusivity", "lognormal", "--correlation-length", "0"], "correlation length must be positive"),
+    (["--diffusivity", "lognormal", "--lattice", "20", "--radius", "3", "--correlation-length", "1000"],
+     "correlation length must be at most the lattice"),
+])
+def test_generate_refuses_0_and_out_of_range_values_it_used_to_replace(tmp_path, args, match):
+    assert_clean_failure(pydiff("generate", "--n", 4, "--out", tmp_path / "x.h5", *args), 2, match)
+    assert not list(tmp_path.iterdir())

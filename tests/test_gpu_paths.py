@@ -96,8 +96,8 @@ def test_a_compiled_network_trains_on_online_samples_with_roll_backs(tmp_path, c
     # Compiled bf16 training is not bit-reproducible from one compilation to the next (neither is
     # a GPU's); what must hold is that it trains, rolls back and checkpoints.
     problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024")
-    data = generate(tmp_path / "d.h5", 20, problem, progress=False)
-    config = config_for(None, "quick2024", data=str(data), n_samples=20, width=1 / 32, epochs=3, batch_size=8,
+    data = generate(tmp_path / "d.h5", 32, problem, progress=False)  # 8 per source count: every split gets one
+    config = config_for(None, "quick2024", data=str(data), n_samples=32, width=1 / 32, epochs=3, batch_size=8,
                         training_data="online", compile="reduce-overhead", rollback="paper", rollback_C=0.975,
                         rollback_m=1, rollback_s=1, checkpoint_every=1)
     with cuda_paths_on_cpu():

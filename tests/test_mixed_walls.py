@@ -79,3 +79,20 @@ def test_online_samples_of_mixed_walls_are_each_walls_exact_fields():
         with make_solver("direct", wall_problem(MIXED, walls[k])) as direct:
             expected, _ = normalise(direct(x[k:k + 1, 0].double().numpy(), maps[k:k + 1]))
         np.testing.assert_allclose(y[k, 0].numpy(), expected[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("walls", [[0.5, 1.0], [-1, 0], [0, 3], [0.0, float("nan")], [[0, 1]]])
+def test_walls_read_for_predict_are_each_0_1_or_2(tmp_path, walls):
+    import h5py
+
+    from pydiff.errors import DataFileError
+    from pydiff.evaluation.inference import read_walls
+
+    path = tmp_path / "inputs.h5"
+    with h5py.File(path, "w") as f:
+        f["walls"] = np.asarray(walls)
+    with pytest.raises(DataFileError, match=r"walls must be \(2,\) values 0 \(dirichlet\)"):
+        read_walls(path, 2)
+    with h5py.File(path, "w") as f:
+        f["walls"] = np.asarray([2.0, 0.0])  # whole numbers stored as floats are the walls they name
+    assert read_walls(path, 2).tolist() == [2, 0] and read_walls(path, 2).dtype == np.uint8  # as data files hold them

@@ -99,3 +99,58 @@ def test_export_writes_a_model_that_loads_without_its_run(tmp_path):
     from pydiff.evaluation.bound import read_calibration
 
     assert read_calibration(tmp_path / "bounded")["alpha"] == 0.5
+
+
+def fake_evaluated_run(run, **metrics):
+    """A run directory as export reads it: config, best model and test metrics (untrained weights)."""
+    from pydiff.nn.build import build_model
+    from pydiff.training.checkpoint import save_model, write_config
+    from pydiff.training.config import config_for
+
+    run.mkdir(parents=True)
+    config = config_for(9, "smoke", width=1 / 32)
+    write_config(config, run)
+    save_model(build_model(config).state_dict(), run)
+    (run / "metrics.json").write_text(json.dumps({"test": {"n_samples": 4, "mean_res": 0.01, **metrics}}))
+    return run
+
+
+def test_export_refuses_to_write_over_its_own_run_or_a_directory_around_it(tmp_path):
+    run = fake_evaluated_run(tmp_path / "runs" / "quick" / "model09")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    (tmp_path / "link").symlink_to(run)
+    for out, cwd in [(run, None), ("quick/model09", tmp_path / "runs"), (tmp_path / "link", None),
+                     (tmp_path / "runs", None)]:
+        assert_clean_failure(run_cli("export", run, out, "--overwrite", cwd=cwd), 2, "would replace the run")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_export_overwrite_replaces_the_old_model_and_a_failure_keeps_it(tmp_path, monkeypatch):
+    import shutil
+
+    old = fake_evaluated_run(tmp_path / "old", mean_res=0.5)
+    (old / "calibration.json").write_text("{}")  # the old model's bound: it must not outlive it
+    assert run_cli("export", old, tmp_path / "shared").returncode == 0
+    new = fake_evaluated_run(tmp_path / "new", mean_res=0.25)
+    assert run_cli("export", new, tmp_path / "shared", "--overwrite").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    assert json.loads((tmp_path / "shared" / "metrics.json").read_text())["test"]["mean_res"] == 0.25
+    # a failure while writing leaves the previous OUT as it was, and nothing beside it
+    before = {p.name: p.read_bytes() for p in (tmp_path / "shared").iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    from pydiff.training.pretrained import export_model
+
+    with pytest.raises(OSError):
+        export_model(old, tmp_path / "shared", overwrite=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "shared").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old", "shared"]
+    monkeypatch.undo()
+    # a directory that is not a shared model is not replaced
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert_clean_failure(run_cli("export", new, tmp_path / "mine", "--overwrite"), 2, "not a shared model")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

@@ -6,6 +6,7 @@ import torch
 
 from pydiff.datasets.batches import PartlyLabelled, TensorSamples
 from pydiff.datasets.writer import generate
+from pydiff.errors import ConfigError
 from pydiff.nn.physics import PhysicsLoss
 from pydiff.problem import Problem, sample_sources, source_images
 from pydiff.problem.diffusivity import diffusivity_channel, diffusivity_maps
@@ -97,3 +98,9 @@ def test_label_options_are_checked_in_one_line(tmp_path):
     assert_clean_failure(pydiff(*common, "--out", tmp_path / "c", "--labels", "0.5", "--physics-weight", "1",
                                 "--training-data", "online"), 2, "all labelled or none")
     assert_clean_failure(pydiff(*common, "--out", tmp_path / "d", "--physics-weight", "-1"), 2, "physics weight")
+
+
+def test_the_physics_loss_without_its_problem_is_a_config_error():
+    config = config_for(None, "quick2024", physics_weight=1.0)
+    with pytest.raises(ConfigError, match="the physics loss needs the problem"):
+        loss_function(config, None)

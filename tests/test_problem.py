@@ -133,3 +133,47 @@ def test_a_solve_lattice_equal_to_the_lattice_is_the_same_problem_as_none():
 
     assert Problem(lattice=32, solve_lattice=32) == Problem(lattice=32)
     assert Problem.from_attrs({**Problem(lattice=32).to_attrs(), "solve_lattice": 32}) == Problem(lattice=32)
+
+
+@pytest.mark.parametrize("sources", ["disks", "ellipses", "mixed"])
+def test_sources_of_radius_0_are_one_cell_each_always_on_the_lattice(sources):
+    # Radius 0 drew centres in [0, L]: cell 0 is off the lattice, and a sample whose sources all
+    # landed there (or an ellipse of radius 0, which covered no cell) had an empty, NaN image.
+    problem = Problem(lattice=8, radius=0, n_sources=2, setup="paper2024", sources=sources)
+    draw = sample_sources(problem, 2000, seed=0)
+    assert draw.centers.min() == 1 and draw.centers.max() == 8
+    images = source_images(problem, draw)
+    assert np.isfinite(images).all() and (images.max(axis=(1, 2)) == 1).all()
+    assert ((images > 0).sum(axis=(1, 2)) <= 2).all()
+
+
+def test_radius_1_and_up_draw_the_published_centres_still():
+    draw = sample_sources(Problem(lattice=20, radius=1), 4000, seed=0)
+    assert draw.centers.min() == 1 and draw.centers.max() == 19
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_sources": 3, "min_sources": 0, "setup": "paper2024"}, "the smallest source count must be in 1..3, got 0"),
+        ({"correlation_length": 0.0, "diffusivity": "lognormal", "setup": "paper2024"},
+         "correlation length must be positive"),
+        ({"lattice": 32, "correlation_length": 33.0, "diffusivity": "lognormal", "setup": "paper2024"},
+         "correlation length must be at most the lattice"),
+    ],
+)
+def test_zero_is_not_a_way_to_leave_a_parameter_unset(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Problem(**kwargs)
+    # not given: every sample has n_sources disks, and the correlation length is L / 10
+    problem = Problem(lattice=40, n_sources=3)
+    assert problem.min_sources == 3 and problem.correlation_length == 4.0
+    assert Problem.from_attrs(problem.to_attrs()) == problem
+
+
+def test_a_correlation_length_up_to_the_lattice_still_reaches_the_contrast():
+    from pydiff.problem.diffusivity import lognormal_map
+
+    D = lognormal_map(Problem(lattice=32, correlation_length=32.0, diffusivity="lognormal", setup="paper2024"),
+                      np.random.default_rng(0))
+    assert D.max() / D.min() == pytest.approx(10.0)

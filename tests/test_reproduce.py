@@ -205,3 +205,11 @@ def test_evaluate_with_a_damaged_checkpoint(reproduced, tmp_path):
     assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "cannot be loaded")
     (run / "config.json").write_text("{not json")
     assert_clean_failure(pydiff("evaluate", run, cwd=root), 2, "unreadable run configuration")
+
+
+def test_reproduce_parses_labels_as_train_does(tmp_path):
+    # --labels none is parsed (not passed on as the text "none"): the config refuses it in one line
+    # without --physics-weight, before any data is generated.
+    assert_clean_failure(pydiff("reproduce", "--model", 9, "--preset", "smoke", "--labels", "none", cwd=tmp_path),
+                         2, "give --physics-weight > 0")
+    assert not (tmp_path / "data").exists()

@@ -1,6 +1,7 @@
 """Training end to end on a tiny data set: it learns, it resumes exactly, it refuses bad input."""
 
 import csv
+import dataclasses
 import json
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pydiff.datasets.split import split_indices
 from pydiff.datasets.writer import generate
 from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem
-from pydiff.training.checkpoint import load_model, read_model_file
+from pydiff.training.checkpoint import load_model, read_config, read_model_file
 from pydiff.training.config import config_for
 from pydiff.training.run import train
 
@@ -372,3 +373,127 @@ def test_streaming_the_data_from_its_file_trains_exactly_as_holding_it_in_memory
     assert [r["train_loss"] for r in held.history] == [r["train_loss"] for r in streamed.history]
     best = [read_model_file(r)[0] for r in (tmp_path / "memory", tmp_path / "streamed")]
     assert same_weights(*best)
+
+
+def test_an_unknown_network_name_is_refused_not_built_as_the_surrogate():
+    from pydiff.nn.build import build_model
+
+    config = dataclasses.replace(config_for(9, "smoke"), network="resnet")  # as a hand-edited config.json gives
+    with pytest.raises(ConfigError, match="unknown network 'resnet'"):
+        build_model(config)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"learning_rate": 0.1}, "unknown setting 'learning_rate'"),  # a key this pydiff does not know
+        ({"lr": -1}, "learning rate must be positive"),  # a value no run could have trained with
+        ({"network": "resnet"}, "unknown network 'resnet'"),
+    ],
+)
+def test_a_run_configuration_with_an_unknown_key_or_impossible_value_is_refused(tmp_path, change, match):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({**config_for(9, "smoke").to_json(), **change}))
+    with pytest.raises(DataFileError, match=match) as error:
+        read_config(run)
+    assert str(run / "config.json") in str(error.value)
+    assert_clean_failure(pydiff("evaluate", run), 2, match)
+
+
+def test_a_data_file_that_exists_but_cannot_be_read_is_refused_when_configuring(tmp_path):
+    damaged = tmp_path / "damaged.h5"
+    damaged.write_bytes(b"not hdf5")
+    with pytest.raises(DataFileError, match="not an HDF5 file"):
+        config_for(None, "quick2024", data=str(damaged))  # not silently a network of 1 input channel
+    # No data yet (pydiff bench train, or a pipeline before it generates its data): the file decides later.
+    assert config_for(None, "quick2024", data=str(tmp_path / "later.h5")).in_channels == 1
+    assert config_for(None, "quick2024").in_channels == 1
+
+
+def test_only_a_damaged_file_is_reported_as_damaged(data, tmp_path, monkeypatch):
+    import pydiff.training.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    train(smoke(data, epochs=1), run, progress=False)
+    last = (run / "last.pt").read_bytes()
+    # What damage raises is still one line: a truncated checkpoint, weights of another shape, a
+    # pydiff 0.1 best.pt holding something else than weights.
+    (run / "last.pt").write_bytes(last[: len(last) // 2])
+    with pytest.raises(DataFileError, match="unreadable checkpoint"):
+        checkpoint.load_checkpoint(run)
+    (run / "last.pt").write_bytes(last)
+    other = config_for(9, "smoke", width=0.5).to_json()
+    (run / "config.json").write_text(json.dumps(other))
+    with pytest.raises(DataFileError, match="cannot be loaded as this run's model"):
+        load_model(run)
+    (run / "config.json").write_text(json.dumps(smoke(data, epochs=1).to_json()))
+    model_file = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").unlink()
+    torch.save(torch.zeros(3), run / "best.pt")
+    with pytest.raises(DataFileError, match="cannot be loaded"):
+        read_model_file(run)
+    (run / "best.pt").unlink()
+    (run / "model.safetensors").write_bytes(model_file)
+
+    # An error that is not the file's (no memory, a bug) is not disguised as a damaged file.
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    for name in ("_torch_load", "load_file"):
+        with monkeypatch.context() as patch:
+            patch.setattr(checkpoint, name, no_memory)
+            with pytest.raises(MemoryError):
+                checkpoint.load_checkpoint(run) if name == "_torch_load" else read_model_file(run)
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", no_memory)
+    with pytest.raises(MemoryError):
+        load_model(run)
+
+
+def test_an_error_whose_checkpoint_cannot_be_saved_is_still_the_error_raised(data, tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pydiff.training.checkpoint.save_checkpoint", disk_full)
+    with pytest.raises(Interrupt) as error:  # not the OSError of the save that followed it
+        train(smoke(data, epochs=2), tmp_path / "run", progress=interrupt_at(0))
+    assert "No space left on device" in " ".join(getattr(error.value, "__notes__", []))
+
+
+def test_a_run_whose_held_out_loss_is_nan_stops_with_a_clear_error(data, tmp_path):
+    result = pydiff("train", "--model", 9, "--data", data, "--out", tmp_path / "run", "--preset", "smoke",
+                    "--epochs", 2, "--lr", 1e6)
+    # stderr holds the progress bar too: the error is its last line
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "the loss is NaN from epoch 0: lower --lr" in result.stderr.splitlines()[-1], result.stderr
+    with pytest.raises(ConfigError, match="the loss is NaN from epoch 0"):
+        train(smoke(data, epochs=2, lr=1e6), tmp_path / "library", progress=False)
+    assert not (tmp_path / "run" / "result.json").exists() and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_split_per_source_count_that_leaves_a_split_empty_is_refused(tmp_path):
+    from pydiff.training.data import run_split
+
+    # 100 samples of 20 source counts: 5 per count, of which round(0.5) = 0 go to the test split
+    counts = np.arange(100) % 20 + 1
+    config = config_for(None, "quick2024", split=(0.8, 0.1, 0.1))
+    with pytest.raises(ConfigError, match=r"leaves the test split empty: each of the 20 source counts is split on "
+                                          r"its own, and needs at least 8 samples \(160 in all\); here 5"):
+        run_split(config, counts)
+    assert len(run_split(config, np.arange(160) % 20 + 1)["test"]) == 20
+    assert len(run_split(config_for(None, "quick2024", split=(0.8, 0.2, 0.0)), counts)["val"]) == 0  # asked for
+    path = generate(tmp_path / "many.h5", 100, Problem(lattice=8, radius=1, n_sources=20, min_sources=1,
+                                                       setup="paper2024"), progress=False)
+    result = pydiff("train", "--preset", "quick2024", "--data", path, "--out", tmp_path / "run", "--split", "0.8,0.1,0.1")
+    assert_clean_failure(result, 2, "leaves the test split empty")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_creates_the_parent_directories_of_its_out(data, tmp_path):
+    result = pydiff("train", "--model", 9, "--data", data, "--out", "runs/quick/x", "--preset", "smoke", "--epochs", 1,
+                    "--n-samples", 10, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / "quick" / "x" / "model.safetensors").is_file()
+    (tmp_path / "file").write_text("")
+    assert_clean_failure(pydiff("train", "--model", 9, "--data", data, "--out", tmp_path / "file" / "x", "--preset",
+                                "smoke", "--epochs", 1), 2, "cannot create")

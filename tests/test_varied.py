@@ -469,3 +469,33 @@ def test_a_network_of_mixed_walls_reads_them_as_two_planes_through_the_whole_pat
         result = pydiff("train", "--preset", "quick-varied", "--data", mixed, "--out", tmp_path / option[0][2:],
                         "--epochs", "1", "--width", 1 / 32, "--batch-size", 6, "--n-samples", 30, *option)
         assert result.returncode == 0, result.stderr
+
+
+def test_predict_on_an_incomplete_data_file_says_so(tmp_path):
+    # An interrupted file's unwritten rows are zeros: predict said "diffusivity maps must be
+    # positive" (or "image 4 is all zero"), not that the file is unfinished.
+    import h5py
+
+    from pydiff.datasets.writer import generate
+    from pydiff.nn.build import build_model
+    from pydiff.training.checkpoint import save_model, write_config
+    from pydiff.training.config import config_for
+
+    from .cli import assert_clean_failure, pydiff
+
+    problem = varied()
+    full = generate(tmp_path / "full.h5", 8, problem, progress=False)
+    incomplete = generate(tmp_path / "incomplete.h5", 8, problem, progress=False)
+    with h5py.File(incomplete, "a") as f:  # as generate leaves it when stopped after 4 samples
+        f.attrs["n_complete"] = 4
+        for name in ("inputs", "fields", "diffusivity"):
+            f[name][4:] = 0
+    run = tmp_path / "run"
+    run.mkdir()
+    config = config_for(None, "quick-varied", width=1 / 32, in_channels=2)
+    write_config(config, run)
+    save_model(build_model(config).state_dict(), run, problem=problem)
+    for args in (["--inputs", incomplete], ["--inputs", full, "--diffusivity", incomplete]):
+        assert_clean_failure(pydiff("predict", run, *args, "--out", tmp_path / "p.h5"), 2,
+                             "incomplete (4 of 8 samples); finish it with --resume")
+    assert pydiff("predict", run, "--inputs", full, "--out", tmp_path / "p.h5").returncode == 0

@@ -44,8 +44,8 @@ def problem_options(command):
                      help="An inclusion's D over the background's (up or down), the lognormal field's max/min, or "
                      "darcy's high value of a over its low one."),
         click.option("--inclusions", default=12, show_default=True, help="Inclusion disks per sample (radius L/20-L/8)."),
-        click.option("--correlation-length", type=float, default=0.0, show_default="L/10",
-                     help="Correlation length of the lognormal field, in cells."),
+        click.option("--correlation-length", type=float, show_default="L/10",
+                     help="Correlation length of the lognormal field, in cells (at most L)."),
         click.option("--sources", type=click.Choice(["disks", "ellipses", "mixed"]), default="disks", show_default=True,
                      help="Source shapes: disks (the papers'), ellipses of the disk's area (aspect 1-3, any "
                      "orientation), or mixed."),

@@ -6,7 +6,7 @@ import click
 
 from .app import CONTEXT, main, reports_errors
 from .evaluation import print_comparison
-from .options import BACKEND_HELP, PRESET_NAMES, parse_list, parse_split, training_options
+from .options import BACKEND_HELP, PRESET_NAMES, parse_list, parse_training, training_options
 
 
 @main.command(context_settings=CONTEXT)
@@ -36,7 +36,7 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **opt
     models = list(range(1, 15)) if all_models else [model_id]
     for m in models:
         paper_model(m)  # an unknown id fails before any work
-    options["split"] = parse_split(options.get("split"))
+    options = parse_training(options)
     results = {}
     try:
         for m in models:
@@ -171,12 +171,14 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
               "remove it to train it with other epochs.")
 @click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
               help="a-posteriori: preconditioned CG steps on the error equation (more: closer to the true error, slower).")
+@click.option("--preconditioner", type=click.Choice(["spectral", "multigrid"]), default="spectral", show_default=True,
+              help="a-posteriori: of those steps, the constant-D inverse or one torch-mg V-cycle.")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
 @click.option("--ensemble-epochs", type=click.IntRange(min=1),
               help="ensemble: epochs of each member (default: the run's). Finished members are reused.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def trust(run_dir, methods, samples, inverse_epochs, iterations, ensemble_size, ensemble_epochs, device):
+def trust(run_dir, methods, samples, inverse_epochs, iterations, preconditioner, ensemble_size, ensemble_epochs, device):
     """How well label-free scores predict a run's test errors: RUN/trust.csv and trust.png.
 
     Each method scores every test sample without its ground truth; the table gives the Spearman
@@ -192,6 +194,7 @@ def trust(run_dir, methods, samples, inverse_epochs, iterations, ensemble_size, 
     if samples < 2:
         raise ConfigError(f"--samples must be at least 2, got {samples}")
     table = run(run_dir, parse_methods(methods), samples, device, inverse_epochs, iterations=iterations,
+                preconditioner=preconditioner,
                 ensemble_size=ensemble_size, ensemble_epochs=ensemble_epochs)
     click.echo(table.drop(columns="samples").to_string(index=False, na_rep="", float_format=lambda v: f"{v:.3g}"))
     click.echo(f"wrote {run_dir}/trust.csv and trust.png")

@@ -27,6 +27,16 @@ def split_indices(n: int, fractions, seed: int, source_count=None) -> dict[str, 
     return {name: np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for name, p in parts.items()}
 
 
+def smallest_group(fractions) -> int:
+    """The fewest samples a source count needs for :func:`split_indices`, which rounds each
+    count's shares, to give every split of positive fraction at least one of them."""
+    for size in range(1, 1_000_000):
+        n_train, n_test = int(round(fractions[0] * size)), int(round(fractions[1] * size))
+        if all(part >= 1 for part, fraction in zip((n_train, n_test, size - n_train - n_test), fractions) if fraction > 0):
+            return size
+    raise ValueError(f"no group size splits {fractions} into non-empty parts")
+
+
 def training_subset(train: np.ndarray, source_count: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The first ``fraction`` of the training indices of every source count, in a seeded order.
 

@@ -6,7 +6,9 @@ writes an HDF5 file with ``prediction`` and, when asked, ``mc_dropout_std`` (per
 of dropout-on predictions) and ``physics_residual`` (the stationary equation's residual maps,
 :mod:`pydiff.problem.residual`).  With a ``max_error`` and a calibrated run, each sample is
 answered by the network only where its calibrated bound is at most that, and solved exactly
-otherwise (:mod:`pydiff.evaluation.bound`): ``bound`` and ``served`` are written beside.  The output is written under a temporary name and renamed when
+otherwise (:mod:`pydiff.evaluation.bound`): ``bound`` and ``served`` are written beside, and the
+two scores, which are of the network's prediction whatever answered, as ``network_mc_dropout_std``
+and ``network_physics_residual``.  The output is written under a temporary name and renamed when
 complete.
 """
 
@@ -49,6 +51,10 @@ def read_images(path, name: str = "inputs", what: str = "source images") -> np.n
                     raise DataFileError(f"{path}: no '{name}' data set (give (n, L, L) {what})")
                 if not isinstance(f[name], h5py.Dataset):
                     raise DataFileError(f"{path}: '{name}' is not an (n, L, L) data set (give (n, L, L) {what})")
+                done, n = f.attrs.get("n_complete"), f.attrs.get("n")
+                if f.attrs.get("format") == FORMAT and done is not None and n is not None and done < n:
+                    # its unwritten rows are zeros: say the file is unfinished, not that they are
+                    raise DataFileError(f"{path}: incomplete ({done} of {n} samples); finish it with --resume")
                 images = f[name][()]
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # an array of objects: nothing numpy can read without running code
@@ -139,9 +145,10 @@ def read_walls(inputs_path, n: int) -> np.ndarray:
         f, _, problem = inspect(path)
         f.close()
         return constant_walls(problem, n)
-    if walls.shape != (n,) or walls.max(initial=0) >= len(BOUNDARIES):
+    # every value, not only the largest: a fraction, a negative or a NaN names no wall condition
+    if walls.shape != (n,) or not np.isin(walls, np.arange(len(BOUNDARIES))).all():
         raise DataFileError(f"{path}: walls must be ({n},) values 0 (dirichlet), 1 (neumann) or 2 (periodic)")
-    return walls
+    return walls.astype(np.uint8)
 
 
 def trained_problem(run_dir, config) -> Problem:
@@ -228,8 +235,12 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
         the_problem = dataclasses.replace(problem, lattice=images.shape[-1])  # D and gamma as trained
         residual, _ = stationary_residual(prediction, images, the_problem, maps, walls)
-        arrays.update(mc_dropout_std=spread[:, 0], physics_residual=residual.astype(np.float32))
-        summary.update(mean_mc_dropout_std=float(spread.mean()), mean_abs_physics_residual=float(np.abs(residual).mean()))
+        # both score the network's own prediction; beside answers some of which are exact solves,
+        # they are named so, not taken for the answers' own
+        of = "network_" if calibration is not None else ""
+        arrays.update({f"{of}mc_dropout_std": spread[:, 0], f"{of}physics_residual": residual.astype(np.float32)})
+        summary.update({f"mean_{of}mc_dropout_std": float(spread.mean()),
+                        f"mean_abs_{of}physics_residual": float(np.abs(residual).mean())})
     with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
         for name, array in arrays.items():
             out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))

@@ -9,9 +9,10 @@ import numpy as np
 
 from .. import atomic
 from ..errors import ConfigError
-from ..evaluation.inference import read_images
+from ..evaluation.inference import file_problem, holds_maps, read_images, read_walls
 from ..problem import Problem
-from ..training.pinn import fit_pinn
+from ..problem.parameters import BOUNDARIES, differences
+from ..training.pinn import check_lr, fit_pinn
 from ..version import __version__
 
 
@@ -28,13 +29,18 @@ def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, bou
         raise ConfigError(f"directory {out_path.parent} does not exist")
     if out_path.exists():
         raise ConfigError(f"{out_path} exists; choose another --out")
+    check_lr(options.get("lr", 3e-3))
     images = read_images(inputs_path)
-    problem = Problem(lattice=images.shape[-1], D=D, gamma=gamma, boundary=boundary,
+    # radius 0 and one source: pinn takes the images as they are (no --radius to be refused for)
+    problem = Problem(lattice=images.shape[-1], radius=0, n_sources=1, D=D, gamma=gamma, boundary=boundary,
                       target="t_max" if boundary == "dirichlet" else "stationary")
-    problem.validate()
+    check_equation(inputs_path, problem, len(images))
     fields, seconds, residuals = [], [], []
     for k, image in enumerate(images):
-        field, info = fit_pinn(image, problem, progress=progress, **options)
+        try:
+            field, info = fit_pinn(image, problem, progress=progress, **options)
+        except ConfigError as exc:  # which image, of many
+            raise ConfigError(f"image {k}: {exc}") from None
         fields.append(field)
         seconds.append(info["seconds"])
         residuals.append(info["residual"])
@@ -46,3 +52,24 @@ def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, bou
                          method="Deep Galerkin (pydiff.training.pinn)",
                          **{k: v for k, v in options.items() if isinstance(v, (int, float, str))})
     return {"samples": len(images), "lattice": images.shape[-1], "seconds": float(np.sum(seconds))}
+
+
+def check_equation(inputs_path, problem: Problem, n: int) -> None:
+    """Refuse inputs whose file states another equation than ``problem``, the one pinn was asked
+    to solve (constant D, one wall condition, ``--D`` and ``--gamma``): diffusivity maps, walls per
+    sample, or a pydiff data file of other D, decay, walls or source model would be ignored."""
+    if holds_maps(inputs_path, None):
+        raise ConfigError(f"{inputs_path} holds diffusivity maps; pinn solves a constant D (--D): solve them "
+                          "exactly (pydiff generate) or with a network of the varied family")
+    if Path(inputs_path).suffix == ".npy":
+        return
+    with h5py.File(inputs_path, "r") as f:  # read_images has opened it already: it is HDF5
+        has_walls = "walls" in f
+    if has_walls and (read_walls(inputs_path, n) != BOUNDARIES.index(problem.boundary)).any():
+        raise ConfigError(f"{inputs_path} states the walls of each sample, not {problem.boundary} for all; pinn "
+                          "solves one wall condition (--boundary) for every image")
+    given = file_problem(inputs_path)
+    changed = [] if given is None else differences(problem, given, ["D", "gamma", "boundary", "source_model"])
+    if changed:
+        raise ConfigError(f"{inputs_path} poses another equation than pinn was asked to solve: {', '.join(changed)}; "
+                          "give its --D, --gamma and --boundary")

@@ -55,7 +55,7 @@ class Problem:
             uniform in [0.01, 1]).  Both then divide the image by its maximum.
         min_sources: with ``n_sources``, the range of disk counts: sample ``s`` has
             ``min_sources + s mod (n_sources - min_sources + 1)`` disks, so every count is equally
-            common; 0 means ``n_sources`` (every sample has ``n_sources`` disks).
+            common; None (not given) means ``n_sources`` (every sample has ``n_sources`` disks).
         diffusivity: ``"constant"`` (``D`` everywhere, the papers'), ``"inclusions"`` (background
             ``D`` with ``inclusions`` random disks of radius L/20...L/8 whose D is ``D * contrast``
             or ``D / contrast``) or ``"lognormal"`` (``D`` times the exponential of a Gaussian
@@ -63,7 +63,8 @@ class Problem:
             largest over its smallest value is ``contrast``).  Each sample draws its own map.
         contrast: see ``diffusivity`` (>= 1).
         inclusions: number of inclusion disks per sample.
-        correlation_length: of the lognormal field, in cells (0: L / 10).
+        correlation_length: of the lognormal field, in cells (None, not given: L / 10); at most
+            ``lattice``: a longer one gives no field on this periodic lattice (see validate).
         sources: the source shapes: ``"disks"`` (the papers'), ``"ellipses"`` (the disk's area,
             random aspect ratio 1...3 and orientation) or ``"mixed"`` (each either).
         solve_lattice: the lattice the field is solved on, every r-th cell of it kept
@@ -86,11 +87,11 @@ class Problem:
     t_max: float = 3000.0
     source_model: str = "production"
     setup: str = "paper2021"
-    min_sources: int = 0
+    min_sources: int | None = None
     diffusivity: str = "constant"
     contrast: float = 10.0
     inclusions: int = 12
-    correlation_length: float = 0.0
+    correlation_length: float | None = None
     sources: str = "disks"
     boundary: str = "dirichlet"
     target: str = "auto"
@@ -108,9 +109,10 @@ class Problem:
             object.__setattr__(self, "solve_lattice", DARCY_SOLVE_LATTICE)
         elif self.solve_lattice == self.lattice and self.setup != "darcy":  # one way to say "the lattice itself"
             object.__setattr__(self, "solve_lattice", 0)
-        if self.min_sources == 0:
+        # None, not 0, stands for "not given": a user's 0 is refused by validate, not replaced
+        if self.min_sources is None:
             object.__setattr__(self, "min_sources", self.n_sources)
-        if self.correlation_length == 0:
+        if self.correlation_length is None:
             object.__setattr__(self, "correlation_length", self.lattice / 10)
         if self.target == "auto":
             object.__setattr__(self, "target", "t_max" if self.papers_family else "stationary")
@@ -192,6 +194,11 @@ class Problem:
             raise ConfigError(f"inclusions must be a non-negative integer, got {self.inclusions}")
         if not (math.isfinite(self.correlation_length) and self.correlation_length > 0):
             raise ConfigError(f"correlation length must be positive, got {self.correlation_length}")
+        if self.diffusivity == "lognormal" and self.correlation_length > self.lattice:
+            # the field is periodic over the lattice: past L its modes vanish below rounding, and
+            # from about 2 L the map is D everywhere, though the file would still say lognormal
+            raise ConfigError(f"correlation length must be at most the lattice ({self.lattice} cells) for a "
+                              f"lognormal field, got {self.correlation_length:g}")
         if self.source_model == "clamped" and not self.papers_family:
             raise ConfigError("clamped sources are defined for the papers' problem only (constant D, "
                               "Dirichlet walls, disks)")

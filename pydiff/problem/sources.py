@@ -21,8 +21,8 @@ class SourceDraw:
     """Random source parameters of ``n`` samples (up to ``k`` disks each).
 
     Attributes:
-        centers: (n, k, 2) int16, 1-based (x, y) disk centres, uniform in [radius, L - radius];
-            0 for the disks a sample does not have.
+        centers: (n, k, 2) int16, 1-based (x, y) disk centres, uniform in [radius, L - radius]
+            (radius 0: [1, L], a centre on the lattice); 0 for the disks a sample does not have.
         multipliers: (n, k) float64.  paper2021: the uniform [0, 1) factors the original code
             multiplies the image by before adding each disk (the first one has no effect).
             paper2024: each disk's amplitude, uniform in [0.01, 1]; 0 for absent disks.
@@ -85,7 +85,8 @@ def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw
     if problem.setup == "darcy":  # f = 1 everywhere: no sources to draw
         return SourceDraw(np.zeros((n, 1, 2), dtype=np.int16), np.ones((n, 1)), setup="darcy")
     rng = np.random.default_rng(seed)
-    low, high = problem.radius, problem.lattice - problem.radius
+    # 1-based cells: the published recipe's [r, L - r], whose centre r = 0 would be off the lattice
+    low, high = max(problem.radius, 1), problem.lattice - problem.radius
     centers = rng.integers(low, high, size=(n, problem.n_sources, 2), endpoint=True)
     if problem.setup == "paper2021":
         multipliers = rng.random((n, problem.n_sources))
@@ -118,8 +119,9 @@ def _shapes(problem: Problem, rng: np.random.Generator, n: int) -> np.ndarray | 
 def _stencil(radius: int, aspect: float = 1.0, angle: float = 0.0) -> np.ndarray:
     """The cells of a source centred on cell (0, 0), as a (2R+1, 2R+1) mask: a disk of ``radius``
     (integers, exactly), or an ellipse of the same area, semi-axes ``radius * sqrt(aspect)`` and
-    ``radius / sqrt(aspect)``, its long axis at ``angle``."""
-    if aspect == 1.0:
+    ``radius / sqrt(aspect)``, its long axis at ``angle``.  Radius 0: the centre cell, whatever
+    the shape (an ellipse of no axes would cover no cell, and its image nothing)."""
+    if aspect == 1.0 or radius == 0:
         offsets = np.arange(-radius, radius + 1)
         return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius * radius).astype(np.float64)
     long, short = radius * np.sqrt(aspect), radius / np.sqrt(aspect)

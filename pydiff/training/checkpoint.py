@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -133,6 +134,14 @@ def save_checkpoint(checkpoint: dict, run_dir) -> int:
                        Path(run_dir) / LAST)
 
 
+# What reading a damaged, truncated or foreign file raises: torch.load(weights_only=True) an
+# UnpicklingError for a pickle of anything but tensors and plain values (a tampered one
+# included), a RuntimeError for a broken zip archive, an EOFError for an empty file; safetensors
+# a SafetensorError; load_state_dict a RuntimeError for weights of another architecture.  Any
+# other error (no memory, a bug) is not the file's fault and is raised as it is.
+DAMAGED = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, SafetensorError)
+
+
 def _torch_load(path: Path, device) -> object:
     """``torch.load`` of tensors and plain values only: a pickle that would build any other
     object (and so could run code) is refused."""
@@ -143,7 +152,9 @@ def load_checkpoint(run_dir, device="cpu") -> dict:
     path = Path(run_dir) / LAST
     try:
         checkpoint = _torch_load(path, device)
-    except Exception as exc:  # truncated file, foreign or tampered pickle
+    except DAMAGED as exc:  # truncated file, foreign or tampered pickle
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
         raise DataFileError(f"{path}: unreadable checkpoint ({type(exc).__name__}: it is damaged, or holds more "
                             "than tensors and plain values); start a new run or remove it") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
@@ -187,12 +198,16 @@ def read_model_file(run_dir, device="cpu") -> tuple[dict, dict]:
         path = run_dir / LEGACY_BEST
         if path.is_file():
             best = _torch_load(path, device)
+            if not isinstance(best, dict) or not isinstance(best.get("model"), dict):
+                raise DataFileError(f"{path}: cannot be loaded (it holds no weights); retrain it")
             # pydiff 0.1's surrogate registered its output layers twice, under a second name
             weights = {k: v for k, v in best["model"].items() if ".output_conv." not in k}
             return weights, {"epoch": str(best.get("epoch", -1)), "val_loss": repr(best.get("val_loss"))}
     except DataFileError:
         raise
-    except (SafetensorError, Exception) as exc:  # truncated, foreign or tampered file
+    except DAMAGED as exc:  # truncated, foreign or tampered file
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
         raise DataFileError(f"{path}: cannot be loaded ({type(exc).__name__}: it is damaged, or holds more than "
                             "tensors); retrain it or fetch it again") from None
     raise DataFileError(f"{run_dir}: no {MODEL}; train it first (pydiff train --out {run_dir})")
@@ -244,7 +259,9 @@ def load_model(run_dir, which: str = "best", device: str | torch.device = "cpu")
     model = build_model(config, model_problem(run_dir) if config.prior != "none" else None)
     try:
         model.load_state_dict(state)
-    except Exception as exc:  # weights of another architecture
+    except RuntimeError as exc:  # weights of another architecture (missing, unexpected or misshapen tensors)
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
         raise DataFileError(f"{path}: cannot be loaded as this run's model ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return model.to(device), config

@@ -10,13 +10,13 @@ import numpy as np
 
 from ..datasets.batches import Channels, Rows
 from ..datasets.hdf5 import load
-from ..datasets.split import split_indices, training_subset
-from ..errors import DataFileError
+from ..datasets.split import smallest_group, split_indices, training_subset
+from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
 from ..problem.walls import constant_walls, wall_planes
 from ..registry import LATTICE
-from .config import TrainConfig, channel_layout
+from .config import TrainConfig, channel_layout, option_text
 
 
 class RunArrays(NamedTuple):
@@ -38,11 +38,21 @@ class RunArrays(NamedTuple):
 
 def run_split(config: TrainConfig, source_count: np.ndarray) -> dict[str, np.ndarray]:
     """The split of a run's first ``n_samples`` samples (the file's (n,) ``source_count``), with
-    its training fraction taken."""
+    its training fraction taken.  A split asked for (a positive fraction) that the rounding per
+    source count leaves empty is refused: a run would otherwise select or report on nothing."""
     n = len(source_count) if config.n_samples is None else min(config.n_samples, len(source_count))
     split_seed = config.seed if config.split_seed is None else config.split_seed
     counts = np.asarray(source_count[:n])
     split = split_indices(n, config.split, split_seed, counts)
+    empty = [name for name, fraction in zip(("train", "test", "val"), config.split) if fraction > 0 and not len(split[name])]
+    if empty:
+        groups = np.unique(counts, return_counts=True)[1]
+        need = smallest_group(config.split)
+        each = (f"each of the {len(groups)} source counts is split on its own, and needs" if len(groups) > 1
+                else "it needs")
+        raise ConfigError(f"the split {option_text(config.split)} of {n} samples leaves the {' and '.join(empty)} split"
+                          f"{'s' * (len(empty) > 1)} empty: {each} at least {need} samples ({need * len(groups)} in all); "
+                          f"here {groups.min()}: give more samples or other fractions (--split)")
     split["train"] = training_subset(split["train"], counts, config.train_fraction, split_seed)
     return split
 

@@ -26,6 +26,7 @@ would need the weak form).
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -65,6 +66,13 @@ def bilinear(image: torch.Tensor, points: torch.Tensor, boundary: str) -> torch.
     return out
 
 
+def check_lr(lr: float) -> None:
+    """Refuse a learning rate Adam cannot use (negative, NaN) or one that makes every weight NaN
+    (infinite)."""
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {lr:g}")
+
+
 def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width: int = 32, layers: int = 2,
              points: int = 256, lr: float = 3e-3, seed: int = 0, device: str = "cpu",
              progress: bool = False) -> tuple[np.ndarray, dict]:
@@ -94,7 +102,8 @@ def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width:
     if not (image > 0).any():
         raise ConfigError("the source image is zero everywhere: its field is zero")
     if iterations < 1:
-        raise ConfigError(f"iterations must be >= 1, got {iterations}")
+        raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    check_lr(lr)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     dtype, device = torch.float32, torch.device(device)
@@ -163,4 +172,6 @@ def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width:
         values = field(to_hat(grid)).reshape(L, L).cpu().numpy().astype(np.float64)
     info = {"seconds": time.perf_counter() - start, "iterations": iterations, "loss": float(loss.detach()),
             "residual": float(pde.detach())}
+    if not np.isfinite(values).all() or values.max() <= 0:  # no field to normalise: say so, write nothing
+        raise ConfigError(f"the fit diverged (final loss {info['loss']:.3g}): lower --lr (now {lr:g})")
     return (values / values.max()).astype(np.float32), info

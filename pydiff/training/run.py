@@ -78,9 +78,9 @@ def labelled_positions(n: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
-    """Whether to resume from last.pt; refuses an existing run without ``resume`` or of another config."""
-    if not run_dir.parent.is_dir():
-        raise ConfigError(f"directory {run_dir.parent} does not exist")
+    """Whether to resume from last.pt; refuses an existing run without ``resume`` or of another
+    config.  Missing parent directories are made with the run's (``--out runs/x`` where runs/ is
+    not there yet), once the data has been read."""
     has_run = (run_dir / checkpoint.CONFIG).is_file()
     if has_run and not resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -114,7 +114,10 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     arrays = load_arrays(config, memory_budget(ctx.device) if config.stream == "auto" else
                          {"always": 0, "never": math.inf}[config.stream])
     if ctx.is_main:
-        run_dir.mkdir(exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a directory should be, no permission
+            raise ConfigError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
         checkpoint.write_config(config, run_dir)
         (run_dir / checkpoint.RESULT).unlink(missing_ok=True)  # a run continued (more epochs) is unfinished again
 

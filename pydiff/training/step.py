@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from ..device import autocast, fast_paths
+from ..errors import ConfigError
 from ..nn.losses import make_loss
 from ..nn.physics import PhysicsLoss
 from ..problem import Problem
@@ -52,7 +53,7 @@ def loss_function(config: TrainConfig, problem: Problem | None = None) -> Callab
     if config.physics_weight == 0:
         return lambda prediction, y, x: data(prediction, y)
     if problem is None:
-        raise ValueError("the physics loss needs the problem")
+        raise ConfigError("the physics loss needs the problem")
     physics, weight = PhysicsLoss(problem), config.physics_weight
 
     def total(prediction: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from ..device import autocast
-from ..errors import Interrupted
+from ..errors import ConfigError, Interrupted
 from ..problem import Problem
 from ..signals import StopRequest, stop_on_signals
 from . import checkpoint, distributed
@@ -261,12 +261,22 @@ class Trainer:
                             bar.update(1)
                         elif callable(self.progress) and main:
                             self.progress(row)
+                    if not math.isfinite(val_loss) and self.best_epoch < 0:
+                        # NaN weights stay NaN (and a roll-back has no finite state to return to):
+                        # training on would only spend the epochs and end with no model to select
+                        raise ConfigError(f"the loss is {'NaN' if math.isnan(val_loss) else 'infinite'} from epoch "
+                                          f"{epoch}: lower --lr (now {config.lr:g}) and train into a new --out")
                     if distributed.any_rank(self.stop.signum is not None, self.ctx):
                         raise _Stop
                     if config.early_stop and epoch - self.best_epoch >= config.early_stop:
                         break
         except BaseException as exc:
-            self.save()  # an interruption loses nothing that a checkpoint can hold
+            try:
+                self.save()  # an interruption loses nothing that a checkpoint can hold
+            except Exception as failed:  # the error that stopped training stays the one raised
+                if isinstance(exc, _Stop):
+                    raise  # no checkpoint to continue from: the save's error says why
+                exc.add_note(f"and the checkpoint after it could not be saved: {type(failed).__name__}: {failed}")
             if isinstance(exc, _Stop):
                 raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
                                   f"{self.run_dir / checkpoint.LAST}; continue with --resume", self.stop.exit_code) from None
