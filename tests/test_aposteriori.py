@@ -87,3 +87,20 @@ def test_a_few_multigrid_steps_give_what_tens_of_spectral_ones_give_where_d_vari
     assert distance(12, "multigrid") < 1e-6  # and it converges to the true error
     with pytest.raises(ConfigError, match="unknown preconditioner"):
         error_estimate(prediction, images, problem, maps, 1, preconditioner="jacobi")
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann", "periodic"])
+def test_the_guaranteed_bound_holds_for_every_sample_and_tightens_with_correction_steps(boundary):
+    from pydiff.evaluation.aposteriori import guaranteed_max_errors
+
+    problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity="inclusions",
+                      boundary=boundary)
+    images, maps, fields = exact(problem, 6, 4, "direct")
+    prediction = damaged(fields, 5)
+    for answers in (prediction, fields.astype(np.float64) + 1e-7,
+                    *(implied_fields(prediction, images, problem, maps, k, preconditioner="multigrid") for k in (1, 3))):
+        bound = guaranteed_max_errors(answers, images, problem, maps)
+        assert (np.abs(answers - fields).reshape(6, -1).max(axis=1) <= bound).all()
+    refined = implied_fields(prediction, images, problem, maps, 4, preconditioner="multigrid")
+    assert guaranteed_max_errors(refined, images, problem, maps).max() < 0.1 < guaranteed_max_errors(
+        prediction, images, problem, maps).min()

@@ -256,3 +256,23 @@ def test_the_answers_file_records_the_calibration_it_used(run, tmp_path):
         import hashlib
 
         assert f.attrs["calibration_sha256"] == hashlib.sha256((run / "calibration.json").read_bytes()).hexdigest()
+
+
+def test_refined_answers_are_served_within_their_guaranteed_bound_and_the_rest_solved(run, tmp_path):
+    new = fresh(tmp_path, "new.h5", n=8)
+    out = tmp_path / "refined.h5"
+    result = pydiff("predict", run, "--inputs", new, "--out", out, "--max-error", 0.05, "--refine", 6)
+    assert result.returncode == 0, result.stderr
+    assert "refined in 6 steps" in result.stdout
+    data = load(new)
+    with make_solver("direct", data.problem) as direct:
+        exact, _ = normalise(direct(data.inputs, data.diffusivity))
+    with h5py.File(out) as f:
+        answers, served, refined, bound = f["prediction"][()], f["served"][()], f["refined"][()], f["refined_bound"][()]
+    error = np.abs(answers - exact).reshape(8, -1).max(axis=1)
+    assert refined.sum() >= 4 and not (served & refined).any()  # a tiny network: most answers come refined
+    assert (error[refined] <= bound[refined]).all() and (bound[refined] <= 0.05).all()
+    rest = ~served & ~refined
+    assert (error[rest] <= 1e-6).all()
+    assert_clean_failure(pydiff("predict", run, "--inputs", new, "--out", tmp_path / "x.h5", "--refine", 2), 2,
+                         "give both")

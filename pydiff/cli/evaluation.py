@@ -117,10 +117,14 @@ def table(runs, fmt, preset):
 @click.option("--calibration", "calibration_path", type=click.Path(dir_okay=False),
               help="The calibration of the bound --max-error uses (pydiff calibrate ... --out FILE); default: "
               "RUN/calibration.json.")
+@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --max-error: a sample the network cannot serve is first given K correction steps from its "
+              "prediction (CG on the error equation, torch-mg V-cycles) and served where their guaranteed bound (from "
+              "the residual alone, no calibration) is at most the max error; only the rest are solved exactly.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, max_error, calibration_path,
-            device):
+            refine, device):
     """Predict the fields of your own source images with a trained run (its model.safetensors)
     or a model shipped with pydiff.
 
@@ -136,13 +140,16 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
         raise ConfigError("give either a run directory or --pretrained NAME")
     if calibration_path is not None and max_error is None:
         raise ConfigError("--calibration is the bound of --max-error: give both, or neither")
+    if refine and max_error is None:
+        raise ConfigError("--refine serves refined answers under --max-error: give both, or neither")
     summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
                            diffusivity_path=diffusivity_path, max_error=max_error, calibration_path=calibration_path,
-                           named=run_dir or f"--pretrained {pretrained}")
+                           named=run_dir or f"--pretrained {pretrained}", refine=refine)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     if max_error is not None:
-        extra += (f"; {summary['served']:.1%} served by the network (bound <= {max_error:g}), the rest solved exactly; "
-                  f"{1e3 * summary['seconds_per_answer']:.3g} ms per answer")
+        refined = f", {summary['refined']:.1%} refined in {refine} steps" if refine else ""
+        extra += (f"; {summary['served']:.1%} served by the network (bound <= {max_error:g}){refined}, the rest solved "
+                  f"exactly; {1e3 * summary['seconds_per_answer']:.3g} ms per answer")
     click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")
 
 

@@ -27,6 +27,7 @@ import torch
 
 from ..errors import ConfigError
 from ..problem import Problem
+from ..problem.operator import stationary_operator
 from ..problem.residual import stationary_residual
 from ..problem.walls import for_each_wall
 from ..solvers.torch_cg import TorchCGSolver
@@ -101,3 +102,68 @@ def error_estimate(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     implied = implied_fields(prediction, images, problem, diffusivity, iterations, device, walls=walls,
                              preconditioner=preconditioner)
     return np.abs(np.asarray(prediction, dtype=np.float32).reshape(-1, L, L) - implied)
+
+
+def smallest_eigenvalue_bound(problem: Problem, diffusivity: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) lower bounds of the smallest eigenvalue of each sample's ``A = gamma I - div(D grad)``:
+    ``gamma + min(D) mu_1``, with ``mu_1`` the smallest eigenvalue of the unit-D operator of the
+    walls (``8 sin^2(pi / (2 (L + 1)))`` with Dirichlet walls, 0 without).  Every face
+    conductance (a harmonic mean) and every wall term is at least ``min(D)``, so
+    ``u^T A u >= gamma |u|^2 + min(D) u^T A_1 u``."""
+    L = problem.lattice
+    mu = 8.0 * np.sin(np.pi / (2.0 * (L + 1))) ** 2 if problem.boundary == "dirichlet" else 0.0
+    d_min = np.full(n, problem.D) if diffusivity is None else \
+        np.asarray(diffusivity, dtype=np.float64).reshape(n, -1).min(axis=1)
+    return problem.gamma + d_min * mu
+
+
+def inverse_row_sums(problem: Problem, diffusivity: np.ndarray | None, n: int, device: str = "cpu") -> np.ndarray:
+    """(n,) upper bounds of ``|A^-1|_inf``, each sample's largest row sum of ``A^-1``.
+
+    ``A`` is an M-matrix (non-positive couplings, a diagonal that dominates them by ``gamma``
+    and the wall terms), so ``A^-1 >= 0`` entry by entry.  For any ``v`` with ``A v >= m 1``,
+    ``m > 0``: ``A^-1 1 <= v / m``, so ``|A^-1|_inf <= max v / m``.  ``v`` is two correction steps
+    towards ``A^-1 1`` (any ``v`` would do; a close one makes the bound tight), and ``A v`` is
+    checked, not assumed.  Where ``m <= 0`` (never seen) the bound is infinite."""
+    L = problem.lattice
+    ones = torch.ones((n, L, L), dtype=torch.float64)
+    maps = None if diffusivity is None else torch.as_tensor(np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L))
+    preconditioner = "spectral" if problem.diffusivity == "constant" else "multigrid"
+    v = error_solver(problem, preconditioner, device).approximate(ones, maps, 2).cpu().numpy()
+    D = problem.D if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L)
+    m = stationary_operator(v, D, problem.gamma, problem.boundary).reshape(n, -1).min(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(m > 0, v.reshape(n, -1).max(axis=1) / m, np.inf)
+
+
+def guaranteed_max_errors(answers: np.ndarray, images: np.ndarray, problem: Problem,
+                          diffusivity: np.ndarray | None = None, walls=None, device: str = "cpu") -> np.ndarray:
+    """(n,) a deterministic bound on each normalised answer's max error, from its residual alone.
+
+    With ``c`` the fitted source factor and ``r = c img - A y_hat`` the residual
+    (:func:`~pydiff.problem.residual.stationary_residual`), ``y_c = A^-1 (c img)`` is the exact
+    field times ``M = max y_c``, and ``|y_hat - y_c|_inf <= E``, the smaller of
+    ``|A^-1|_inf |r|_inf`` (:func:`inverse_row_sums`) and ``|r|_2 / lambda_min``
+    (:func:`smallest_eigenvalue_bound`).  Then ``|M - max y_hat| <= E`` and, with ``y = y_c / M``,
+
+        |y_hat - y| <= (E + |y_hat|_inf (|max y_hat - 1| + E)) / (max y_hat - E)
+
+    (infinite where ``max y_hat <= E`` or ``c <= 0``).  No statistics: it holds for every sample,
+    of any family.  Loose for a network's raw prediction (its residual is large where ``A``
+    amplifies high frequencies), tight after a few correction steps (:func:`implied_fields`).
+    """
+    L = problem.lattice
+    y = np.asarray(answers, dtype=np.float64).reshape(-1, L, L)
+    maps = None if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
+    if problem.boundary == "mixed":
+        return for_each_wall(problem, walls, lambda one, *parts: guaranteed_max_errors(*parts[:2], one, parts[2],
+                                                                                        device=device),
+                             y, np.asarray(images, dtype=np.float64).reshape(-1, L, L), maps)
+    residual, c = stationary_residual(y, images, problem, maps)
+    flat = residual.reshape(len(y), -1)
+    E = np.minimum(np.abs(flat).max(axis=1) * inverse_row_sums(problem, maps, len(y), device),
+                   np.sqrt((flat * flat).sum(axis=1)) / smallest_eigenvalue_bound(problem, maps, len(y)))
+    peak, largest = y.max(axis=(1, 2)), np.abs(y).max(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = (E + largest * (np.abs(peak - 1.0) + E)) / (peak - E)
+    return np.where((peak > E) & (c > 0), bound, np.inf)

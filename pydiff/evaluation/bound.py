@@ -53,7 +53,7 @@ from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..training.data import load_arrays, network_inputs, sample_maps, sample_walls
-from .aposteriori import ITERATIONS, PRECONDITIONERS, error_estimate
+from .aposteriori import ITERATIONS, PRECONDITIONERS, error_estimate, guaranteed_max_errors, implied_fields
 from .predict import predict
 
 CALIBRATION = checkpoint.CALIBRATION
@@ -322,24 +322,48 @@ def check_max_error(max_error: float) -> float:
 
 
 def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, max_error: float, calibration: dict,
-          device: str = "cpu", walls=None) -> dict:
-    """The answers to (n, L, L) ``images`` given the network's ``prediction``: the prediction
-    where its bound is at most ``max_error``, the exact field elsewhere (``walls``: each
-    sample's, where the problem mixes them).
+          device: str = "cpu", walls=None, refine: int = 0) -> dict:
+    """The answers to (n, L, L) ``images`` given the network's ``prediction``, three kinds:
+
+    - **served**: the prediction, where its bound is at most ``max_error``.  The bound is the
+      smaller of the calibrated one and the guaranteed one
+      (:func:`~pydiff.evaluation.aposteriori.guaranteed_max_errors`): both hold, so
+      ``P(error > bound) <= alpha`` still;
+    - **refined** (``refine`` > 0): the prediction after ``refine`` correction steps (CG on the
+      error equation, preconditioned by a torch-mg V-cycle, or exact in one spectral step where
+      D is constant), where its guaranteed bound, which needs no calibration, is at most
+      ``max_error``;
+    - **solved**: the exact field, elsewhere, by the fastest backend, warm-started.
+
+    ``walls``: each sample's, where the problem mixes them.
 
     Returns:
-        ``prediction`` (n, L, L) float32 answers, ``bound`` (n,), ``served`` (n,) bool, and
-        ``cg_iterations`` of the warm-started exact solves (0 when none ran or the backend
-        does not iterate).
+        ``prediction`` (n, L, L) float32 answers; ``bound`` (n,), the network's; ``served`` and
+        ``refined`` (n,) bool; ``refined_bound`` (n,), the refined answers' (inf elsewhere);
+        ``cg_iterations`` of the warm-started exact solves (0 when none ran or the backend does
+        not iterate).
     """
     check_max_error(max_error)
+    if int(refine) != refine or refine < 0:
+        raise ConfigError(f"--refine must be a non-negative number of steps, got {refine}")
     L = problem.lattice
     prediction = np.asarray(prediction, dtype=np.float32).reshape(-1, L, L)
-    bound = calibration["quantile"] * estimated_max_errors(prediction, images, problem, maps, calibration["iterations"],
-                                                           device, walls, calibration.get("preconditioner", "spectral"))
+    conformal = calibration["quantile"] * estimated_max_errors(
+        prediction, images, problem, maps, calibration["iterations"], device, walls,
+        calibration.get("preconditioner", "spectral"))
+    bound = np.minimum(conformal, guaranteed_max_errors(prediction, images, problem, maps, walls))
     served = bound <= max_error
+    refined, refined_bound = np.zeros(len(prediction), dtype=bool), np.full(len(prediction), np.inf)
     answers, iterations = prediction.copy(), 0
     todo = np.flatnonzero(~served)
+    if refine and len(todo):
+        todo_maps, todo_walls = (None if a is None else np.asarray(a)[todo] for a in (maps, walls))
+        steps = implied_fields(prediction[todo], images[todo], problem, todo_maps, int(refine), device, walls=todo_walls,
+                               preconditioner="spectral" if problem.diffusivity == "constant" else "multigrid")
+        their_bound = guaranteed_max_errors(steps, images[todo], problem, todo_maps, todo_walls)
+        good = their_bound <= max_error
+        answers[todo[good]], refined_bound[todo[good]], refined[todo[good]] = steps[good], their_bound[good], True
+        todo = todo[~good]
     if len(todo):
         todo_maps, todo_walls = (None if a is None else np.asarray(a)[todo] for a in (maps, walls))
         initial = warm_start(prediction[todo], images[todo], problem, todo_maps, todo_walls)
@@ -352,4 +376,5 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
 
         answers[todo] = normalise(for_each_wall(problem, todo_walls, solve, images[todo], todo_maps, initial))[0]
         iterations = sum(counts)
-    return {"prediction": answers, "bound": bound.astype(np.float32), "served": served, "cg_iterations": iterations}
+    return {"prediction": answers, "bound": bound.astype(np.float32), "served": served, "refined": refined,
+            "refined_bound": refined_bound.astype(np.float32), "cg_iterations": iterations}

@@ -163,7 +163,8 @@ def trained_problem(run_dir, config) -> Problem:
 
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
                  device: str = "auto", batch_size: int = 100, diffusivity_path=None,
-                 max_error: float | None = None, calibration_path=None, named: str | None = None) -> dict:
+                 max_error: float | None = None, calibration_path=None, named: str | None = None,
+                 refine: int = 0) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
     for a network of the varied family, each image's diffusivity map: ``diffusivity_path``, or
     the ``diffusivity`` data set of an HDF5 ``inputs_path``).
@@ -227,9 +228,12 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
     if calibration is not None:  # the file's own problem (its family is the calibration's)
-        answers = serve(prediction, images, given, maps, max_error, calibration, str(device), walls)
-        arrays.update(prediction=answers["prediction"], bound=answers["bound"], served=answers["served"])
-        summary.update(served=float(answers["served"].mean()), cg_iterations=answers["cg_iterations"],
+        answers = serve(prediction, images, given, maps, max_error, calibration, str(device), walls, refine)
+        arrays.update({name: answers[name] for name in ("prediction", "bound", "served")})
+        if refine:
+            arrays.update(refined=answers["refined"], refined_bound=answers["refined_bound"])
+        summary.update(served=float(answers["served"].mean()), refined=float(answers["refined"].mean()),
+                       cg_iterations=answers["cg_iterations"],
                        seconds_per_answer=(time.perf_counter() - start) / len(images))
     if uncertainty:
         _, spread = predict_mc_dropout(model, x, samples, batch_size, device, config.seed, config.amp)
@@ -243,7 +247,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
                         f"mean_abs_{of}physics_residual": float(np.abs(residual).mean())})
     with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
         for name, array in arrays.items():
-            out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]))
+            out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]) if array.ndim > 1 else True)
         out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
                          mc_dropout_samples=samples if uncertainty else 0)
         if calibration is not None:
