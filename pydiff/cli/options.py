@@ -77,9 +77,11 @@ def make_problem(setup="paper2021", n_sources=None, **values):
     return Problem.for_setup(setup, **values)
 
 
-BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 128^2 and multigrid above), "
+BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 64^2 and torch-mg above), "
                 "spectral (exact, fast; constant D), timestep (RKC time integration to t_max), direct (sparse LU), "
-                "multigrid (pyamg CG), julia (DifferentialEquations.jl).")
+                "torch-mg (CG preconditioned by a geometric multigrid V-cycle, in PyTorch; any D, stationary), "
+                "multigrid (pyamg CG), torch-cg (CG in PyTorch, preconditioned by the constant-D inverse), "
+                "torch (the spectral solver in PyTorch; constant D), julia (DifferentialEquations.jl).")
 
 
 PRESET_NAMES = list(PRESETS)  # the registry's, in its order
