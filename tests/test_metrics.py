@@ -37,6 +37,8 @@ def test_relative_l2_is_the_mean_over_samples_whatever_the_batches():
     pred = true + np.stack([np.full((3, 3), 0.1), np.full((3, 3), 0.1), np.full((3, 3), 0.0)])
     for batches in (1, 3):  # per sample 0.1, 0.05 and 0: a mean over samples, not a pooled norm
         assert metrics_of(pred, true, batches)[0]["rel_l2"] == pytest.approx((0.1 + 0.05 + 0.0) / 3)
+        # each sample's max residual: 0.1, 0.1, 0; their median 0.1
+        assert metrics_of(pred, true, batches)[0]["median_max_res"] == pytest.approx(0.1)
 
 
 def test_percentile_matches_numpy_and_is_batch_independent():

@@ -276,3 +276,15 @@ def test_refined_answers_are_served_within_their_guaranteed_bound_and_the_rest_s
     assert (error[rest] <= 1e-6).all()
     assert_clean_failure(pydiff("predict", run, "--inputs", new, "--out", tmp_path / "x.h5", "--refine", 2), 2,
                          "give both")
+
+
+def test_evaluate_measures_refined_answers_on_a_data_file(run, tmp_path):
+    new = fresh(tmp_path, "new.h5", n=10)
+    plain = pydiff("evaluate", run, "--data", new)
+    refined = pydiff("evaluate", run, "--data", new, "--refine", 3)
+    assert plain.returncode == 0 and refined.returncode == 0, refined.stderr
+    raw = json.loads((run / "on-new.json").read_text())
+    better = json.loads((run / "on-new-refine3.json").read_text())
+    assert better["refine_seconds"] > 0 and "refined in 3 steps" in refined.stdout
+    assert better["median_max_res"] < raw["median_max_res"] / 20  # three V-cycle steps: far closer
+    assert_clean_failure(pydiff("evaluate", run, "--refine", 2), 2, "give --data FILE")

@@ -28,9 +28,12 @@ def print_comparison(results, fmt: str = "text", models=None) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--splits", default="test", show_default=True, help="Comma-separated: test, train, val.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Another data file to measure the run on (all of it).")
+@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --data: measure the predictions after K correction steps (torch-mg V-cycles on the error "
+              "equation), the answers predict --refine K gives, and their seconds per sample.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
-def evaluate(run_dir, splits, data, device):
+def evaluate(run_dir, splits, data, refine, device):
     """Metrics of a trained run on its own test split, written to metrics.json with figures; or
     with --data, on every sample of another data file (how the network generalises), written to
     RUN/on-NAME.json.
@@ -46,13 +49,17 @@ def evaluate(run_dir, splits, data, device):
 
         from ..evaluation.report import write_transfer_report
 
-        result, path = write_transfer_report(run_dir, data, device)
-        click.echo(f"{run_dir} on {data}: {result['n_samples']} samples")
+        result, path = write_transfer_report(run_dir, data, device, refine)
+        refined = f", refined in {refine} steps ({1e3 * result['refine_seconds']:.3g} ms per sample)" if refine else ""
+        click.echo(f"{run_dir} on {data}: {result['n_samples']} samples{refined}")
         click.echo(f"  mean residual {result['mean_res']:.4g}, 99th percentile {result['p99_res']:.4g}, "
-                   f"max {result['max_res']:.4g}, relative L2 {result['rel_l2']:.4g}")
+                   f"max {result['max_res']:.4g}, median per-sample max {result['median_max_res']:.4g}, "
+                   f"relative L2 {result['rel_l2']:.4g}")
         click.echo(f"wrote {Path(path)}")
         return
 
+    if refine:
+        raise ConfigError("--refine measures refined answers on a data file: give --data FILE")
     chosen = tuple(s.strip() for s in splits.split(","))
     if not set(chosen) <= {"test", "train", "val"} or "test" not in chosen:
         raise ConfigError("--splits takes test, train and val, and must include test")

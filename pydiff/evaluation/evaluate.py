@@ -38,9 +38,14 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
     return out
 
 
-def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str = "auto", samples: int = 20) -> dict:
+def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str = "auto", samples: int = 20,
+                refine: int = 0) -> dict:
     """Metrics of a trained run on every sample of another data file (another contrast, source
-    shape or wall condition, say): the same result as :func:`evaluate` gives for a split."""
+    shape or wall condition, say): the same result as :func:`evaluate` gives for a split.
+
+    ``refine`` > 0: of the predictions after that many correction steps (CG on the error
+    equation from the prediction, torch-mg V-cycles; :func:`~pydiff.evaluation.aposteriori.implied_fields`),
+    the answer ``predict --refine`` gives, with ``refine_seconds`` per sample beside them."""
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
     with load(data_path, lazy=True) as data:
@@ -48,19 +53,37 @@ def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str = "auto",
             raise DataFileError(f"{data_path}: lattice {data.problem.lattice}, but the networks of Table 1 need "
                                 f"{LATTICE}x{LATTICE} images")
         n = len(data)
-        batches = ((network_inputs(data, config.in_channels, slice(lo, min(n, lo + batch_size))),
-                    np.asarray(data.fields[lo : min(n, lo + batch_size)], dtype=np.float32)[:, None],
-                    np.asarray(data.source_count[lo : min(n, lo + batch_size)]))
-                   for lo in range(0, n, batch_size))
-        return _metrics(model, config, batches, device, batch_size, samples)
+        parts = [slice(lo, min(n, lo + batch_size)) for lo in range(0, n, batch_size)]
+        batches = ((network_inputs(data, config.in_channels, part), np.asarray(data.fields[part], dtype=np.float32)[:, None],
+                    np.asarray(data.source_count[part]),
+                    None if data.diffusivity is None else np.asarray(data.diffusivity[part]),
+                    None if data.walls is None else np.asarray(data.walls[part])) for part in parts)
+        correct = None
+        if refine:
+            from .aposteriori import implied_fields
+
+            preconditioner = "spectral" if data.problem.diffusivity == "constant" else "multigrid"
+
+            def correct(p, x, maps, walls):
+                return implied_fields(p, x[:, 0], data.problem, maps, refine, str(device), walls=walls,
+                                      preconditioner=preconditioner)[:, None]
+        return _metrics(model, config, batches, device, batch_size, samples, correct)
 
 
-def _metrics(model, config, batches, device, batch_size: int, samples: int) -> dict:
-    """Prediction metrics over ``batches`` of (inputs, fields, source counts)."""
+def _metrics(model, config, batches, device, batch_size: int, samples: int, correct=None) -> dict:
+    """Prediction metrics over ``batches`` of (inputs, fields, source counts[, maps, walls]);
+    ``correct(prediction, inputs, maps, walls)``: what is done to each prediction before it is
+    measured (timed: ``refine_seconds`` per sample)."""
+    import time
+
     metrics, regions = FieldMetrics(), RegionErrors()
-    examples, n = None, 0
-    for x, y, counts in batches:
+    examples, n, correcting = None, 0, 0.0
+    for x, y, counts, *extra in batches:
         p = predict(model, x, batch_size, device, config.amp)
+        if correct is not None:
+            start = time.perf_counter()
+            p = correct(p, x, *extra)
+            correcting += time.perf_counter() - start
         metrics.update(p, y)
         regions.update(p, y, x[:, :1], counts)  # the regions of the source image
         n += len(x)
@@ -70,6 +93,8 @@ def _metrics(model, config, batches, device, batch_size: int, samples: int) -> d
     result = metrics.result()
     result["regions"] = regions.table()
     result["n_samples"] = n
+    if correct is not None:
+        result["refine_seconds"] = correcting / max(n, 1)
     result["examples"] = examples
     result["joint"] = metrics.joint
     return result

@@ -129,16 +129,17 @@ def write_run_report(run_dir, by_split: dict[str, dict], config, training: dict 
     return metrics
 
 
-def write_transfer_report(run_dir, data_path, device: str = "auto") -> tuple[dict, Path]:
+def write_transfer_report(run_dir, data_path, device: str = "auto", refine: int = 0) -> tuple[dict, Path]:
     """A run's metrics on every sample of another data file, written to ``RUN/on-NAME.json``
-    (with that file's problem): the generalisation table's row."""
+    (with that file's problem): the generalisation table's row; with ``refine`` steps, of the
+    refined answers, to ``RUN/on-NAME-refineK.json``."""
     from ..datasets.hdf5 import inspect
     from .evaluate import evaluate_on
 
-    result = evaluate_on(run_dir, data_path, device=device)
+    result = evaluate_on(run_dir, data_path, device=device, refine=refine)
     f, _, problem = inspect(data_path)
     f.close()
-    path = Path(run_dir) / f"on-{Path(data_path).stem}.json"
+    path = Path(run_dir) / f"on-{Path(data_path).stem}{f'-refine{refine}' if refine else ''}.json"
     atomic.write_text(json.dumps({"data": str(data_path), "problem": problem.to_attrs(), **_jsonable(result)},
                                  indent=2), path)
     return result, path
