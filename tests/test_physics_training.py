@@ -73,12 +73,13 @@ def test_the_labelled_samples_are_a_seeded_fraction():
 def test_physics_only_training_runs_no_solver_at_all(tmp_path, monkeypatch):
     problem = Problem(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024", diffusivity="inclusions")
     data = generate(tmp_path / "d.h5", 30, problem, seed=0, progress=False)
-    from pydiff.solvers import torch_cg
+    from pydiff.solvers import torch_cg, torch_mg
 
     def no_solver(*args, **kwargs):
         raise AssertionError("a solver ran in physics-only training")
 
-    monkeypatch.setattr(torch_cg.TorchCGSolver, "fields_of", no_solver)
+    for solver in (torch_cg.TorchCGSolver, torch_mg.TorchMGSolver):  # online samples are solved by torch-mg
+        monkeypatch.setattr(solver, "fields_of", no_solver)
     config = config_for(None, "quick-varied", data=str(data), n_samples=30, width=1 / 32, epochs=6, batch_size=6,
                         training_data="online", labels=0.0, physics_weight=1.0, lr=1e-2)
     result = train(config, tmp_path / "run", progress=False)
