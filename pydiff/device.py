@@ -16,8 +16,9 @@ import torch
 from .errors import ConfigError
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; :class:`ConfigError` otherwise."""
+def pick_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N`` (or a torch.device);
+    :class:`ConfigError` otherwise."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

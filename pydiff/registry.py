@@ -45,7 +45,7 @@ def table2() -> dict[int, PaperModel]:
         for r in csv.DictReader(f):
             rows[int(r["model"])] = PaperModel(
                 model=int(r["model"]), w=float(r["w"]), p1=float(r["p1"]), p2=float(r["p2"]),
-                dropout=tuple(_rate(r[k]) for k in ("D1", "D2", "D3", "D4")), loss=r["loss"],
+                dropout=(_rate(r["D1"]), _rate(r["D2"]), _rate(r["D3"]), _rate(r["D4"])), loss=r["loss"],
                 mean_res=float(r["mean_res"]), p99_res=float(r["p99_res"]), max_res=float(r["max_res"]),
             )
     return rows

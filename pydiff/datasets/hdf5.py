@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -45,7 +46,7 @@ def partial_path(path: Path) -> Path:
 # at 700-1000 MB/s; fields are smooth float32, where the best filter (shuffle + gzip) saves only
 # 1.3-1.5x and writes at ~50 MB/s, slower than the solver: they stay uncompressed.  One chunk
 # per sample, so that a training loader reading random samples decompresses nothing extra.
-INPUT_FILTER = {"compression": "gzip", "compression_opts": 1}
+INPUT_FILTER: dict[str, Any] = {"compression": "gzip", "compression_opts": 1}
 
 
 def _plain(value):

@@ -15,7 +15,7 @@ def split_indices(n: int, fractions, seed: int, source_count=None) -> dict[str, 
     """
     rng = np.random.default_rng(seed)
     counts = np.zeros(n, dtype=np.int64) if source_count is None else np.asarray(source_count)[:n]
-    parts = {"train": [], "test": [], "val": []}
+    parts: dict[str, list[np.ndarray]] = {"train": [], "test": [], "val": []}
     for count in np.unique(counts):
         group = np.flatnonzero(counts == count)
         order = group[rng.permutation(len(group))]

@@ -13,7 +13,7 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import h5py
 import numpy as np
@@ -189,12 +189,13 @@ def generate(
                     # each map from its sample's own seed: the same whatever the shard or batch
                     maps = diffusivity_maps(problem, range(first_sample + lo, first_sample + hi), seed)
                     walls = sample_walls(problem, range(first_sample + lo, first_sample + hi), seed)
-                    packed = compressor.submit(_deflate_rows, images) if threaded else None
+                    packed = compressor.submit(_deflate_rows, images) if compressor is not None else None
                     rhs = images if solved is problem and problem.source_scale == 1 else \
                         source_images(solved, part) * problem.source_scale
                     u = solver(rhs, maps) if walls is None else solver(rhs, maps, walls)
                     if solved is not problem:  # every stride-th cell of the solve lattice
-                        u, maps = subsample(u, problem), subsample(maps, problem)
+                        # Darcy flow, the only problem solved on a finer lattice, has its maps
+                        u, maps = subsample(u, problem), subsample(cast(np.ndarray, maps), problem)
                     if problem.normalised:
                         fields, field_max = normalise(u, in_place=True)  # the solver's own array
                     else:  # Darcy flow: u itself

@@ -156,8 +156,8 @@ def guaranteed_max_errors(answers: np.ndarray, images: np.ndarray, problem: Prob
     y = np.asarray(answers, dtype=np.float64).reshape(-1, L, L)
     maps = None if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
     if problem.boundary == "mixed":
-        return for_each_wall(problem, walls, lambda one, *parts: guaranteed_max_errors(*parts[:2], one, parts[2],
-                                                                                        device=device),
+        return for_each_wall(problem, walls, lambda one, y_part, img_part, maps_part:
+                             guaranteed_max_errors(y_part, img_part, one, maps_part, device=device),
                              y, np.asarray(images, dtype=np.float64).reshape(-1, L, L), maps)
     residual, c = stationary_residual(y, images, problem, maps)
     flat = residual.reshape(len(y), -1)

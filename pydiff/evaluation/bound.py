@@ -180,7 +180,7 @@ def iterations_saved(prediction, images, problem: Problem, maps, device: str = "
     solver = TorchCGSolver(problem, device=device)
     images_t, maps_t = torch.as_tensor(images, dtype=torch.float64), torch.as_tensor(maps)
     initial = warm_start(prediction, images, problem, maps)
-    counts = {}
+    counts: dict[str, int | None] = {}
     for name, guess in (("cg_iterations_cold", None), ("cg_iterations_warm", initial)):
         try:
             solver.fields_of(images_t, maps_t, None if guess is None else torch.as_tensor(guess))
@@ -190,8 +190,8 @@ def iterations_saved(prediction, images, problem: Problem, maps, device: str = "
     return counts
 
 
-def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device: str = "auto", data=None,
-              out=None, preconditioner: str = "spectral") -> dict:
+def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device: str | torch.device = "auto",
+              data=None, out=None, preconditioner: str = "spectral") -> dict:
     """Fit the bound of ``run_dir``'s model on samples that played no part in training or model
     selection (:func:`held_out`: its held-out split that chose nothing, or the data file
     ``data``), halved at random: the calibration half fits the bound, the check half measures it.
@@ -232,7 +232,9 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     def part(index):
         return samples.x[index], samples.y[index], *(None if a is None else a[index] for a in (samples.maps, samples.walls))
 
-    _, scores, true, _, _ = _errors(model, config, *part(fit), problem, iterations, device, preconditioner)
+    x_fit, y_fit, maps_fit, walls_fit = part(fit)
+    _, scores, true, _, _ = _errors(model, config, x_fit, y_fit, maps_fit, walls_fit, problem, iterations, device,
+                                    preconditioner)
     q = conformal_quantile(true / np.maximum(scores, 1e-12), alpha)
     result = {"method": METHOD, "iterations": iterations, "preconditioner": preconditioner, "alpha": alpha, "quantile": q, "split": samples.source,
               "n_calibration": int(len(fit)), "calibration_indices": samples.indices[fit].tolist(),

@@ -16,7 +16,8 @@ from .metrics import FieldMetrics, RegionErrors
 from .predict import predict
 
 
-def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "auto", samples: int = 20) -> dict:
+def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str | torch.device = "auto",
+             samples: int = 20) -> dict:
     """Metrics of a trained run (its best checkpoint) on its own data and split.
 
     Returns ``{split: result}``, with ``result["regions"]`` the mean absolute error per source
@@ -38,7 +39,7 @@ def evaluate(run_dir, splits=("test",), batch_size: int = 100, device: str = "au
     return out
 
 
-def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str = "auto", samples: int = 20,
+def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str | torch.device = "auto", samples: int = 20,
                 refine: int = 0) -> dict:
     """Metrics of a trained run on every sample of another data file (another contrast, source
     shape or wall condition, say): the same result as :func:`evaluate` gives for a split.

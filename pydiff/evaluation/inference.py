@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -35,6 +36,9 @@ from ..training.config import channel_layout
 from ..version import __version__
 from .bound import check_max_error, read_calibration, serve
 from .predict import predict, predict_mc_dropout
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_images(path, name: str = "inputs", what: str = "source images") -> np.ndarray:
@@ -162,7 +166,7 @@ def trained_problem(run_dir, config) -> Problem:
 
 
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
-                 device: str = "auto", batch_size: int = 100, diffusivity_path=None,
+                 device: str | torch.device = "auto", batch_size: int = 100, diffusivity_path=None,
                  max_error: float | None = None, calibration_path=None, named: str | None = None,
                  refine: int = 0) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
@@ -228,6 +232,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     arrays = {"prediction": prediction}
     summary = {"samples": len(images), "lattice": images.shape[-1]}
     if calibration is not None:  # the file's own problem (its family is the calibration's)
+        assert given is not None and max_error is not None  # a calibration is read for max_error, checked on given
         answers = serve(prediction, images, given, maps, max_error, calibration, str(device), walls, refine)
         arrays.update({name: answers[name] for name in ("prediction", "bound", "served")})
         if refine:

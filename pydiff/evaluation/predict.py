@@ -43,11 +43,11 @@ def predict_mc_dropout(model, inputs, samples: int = 32, batch_size: int = 100, 
             m.train()
         for lo in range(0, len(inputs), batch_size):
             x = torch.as_tensor(np.asarray(inputs[lo : lo + batch_size])).to(device)
-            runs = []
+            passes = []
             for _ in range(samples):
                 with autocast(device, amp):
-                    runs.append(model(x).float())
-            runs = torch.stack(runs)
+                    passes.append(model(x).float())
+            runs = torch.stack(passes)
             means.append(runs.mean(0).cpu().numpy())
             stds.append(runs.std(0, unbiased=False).cpu().numpy())
             if bar is not None:

@@ -9,6 +9,8 @@ penalty of the difference (``|d| ** alpha`` or Huber's), so each weight comes in
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -83,7 +85,7 @@ def relative_l2_loss(prediction: torch.Tensor, target: torch.Tensor, alpha=2, w:
 # 2024 code's exponential weight on the prediction; "tanh-*" its step weight 1 + w2 tanh(w y)
 # (w2 = 2000 by default); "rel-L2" the relative L2 norm per sample (the FNO paper's, Darcy flow).  "*-Huber" puts Huber's penalty (threshold delta) under the same
 # weights: the 2024 paper cites Huber's loss; its public code does not say with which threshold.
-LOSSES = {
+LOSSES: dict[str, tuple[Callable[..., torch.Tensor], int | str]] = {  # name -> (loss, its penalty's alpha)
     "MAE": (weighted_loss, 1), "MSE": (weighted_loss, 2), "fourth-power": (weighted_loss, 4),
     "Huber": (weighted_loss, "huber"),
     "exp-MAE": (exponential_loss_2024, 1), "exp-MSE": (exponential_loss_2024, 2),

@@ -8,6 +8,8 @@ slope 0.01 (Flux's default, which the original code used).
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 import torch
 from torch import nn
 
@@ -50,7 +52,7 @@ class NN1(nn.Module):
     def output_conv(self) -> nn.Conv2d:
         """The ReLU layer before the final BatchNorm (a property: an attribute would register the
         layer twice, and its weights would appear twice in the state_dict)."""
-        return self.layers[-3][0]
+        return cast(nn.Conv2d, cast(nn.Sequential, self.layers[-3])[0])  # conv(): (Conv2d, ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -97,7 +99,7 @@ class NN2(nn.Module):
     @property
     def output_conv(self) -> nn.ConvTranspose2d:
         """The ReLU layer before the final BatchNorm."""
-        return self.decoder[-2][0]
+        return cast(nn.ConvTranspose2d, cast(nn.Sequential, self.decoder[-2])[0])  # conv_t(): (ConvTranspose2d, ReLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -146,16 +148,20 @@ class Surrogate(nn.Module):
                 if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                     # PyTorch's fans equal Flux's for both layer kinds: k*k*c_in and k*k*c_out.
                     nn.init.xavier_uniform_(module.weight)
-                    nn.init.zeros_(module.bias)
+                    if module.bias is not None:  # every layer here has one
+                        nn.init.zeros_(module.bias)
         elif init == "kaiming":
             for module in self.modules():
                 if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                     # A transposed convolution's fan-in lies in its weight's fan-out slot.
-                    mode = "fan_in" if isinstance(module, nn.Conv2d) else "fan_out"
+                    mode: Literal["fan_in", "fan_out"] = "fan_in" if isinstance(module, nn.Conv2d) else "fan_out"
                     nn.init.kaiming_normal_(module.weight, a=LEAK, mode=mode, nonlinearity="leaky_relu")
-                    nn.init.zeros_(module.bias)
+                    if module.bias is not None:  # every layer here has one
+                        nn.init.zeros_(module.bias)
             for net in built:
-                nn.init.constant_(net.output_conv.bias, 1.0)
+                bias = net.output_conv.bias
+                if bias is not None:
+                    nn.init.constant_(bias, 1.0)
         elif init != "default":
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         for net in built:
@@ -166,12 +172,12 @@ class Surrogate(nn.Module):
                 nn.init.constant_(last_norm.bias, output_shift / len(built))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = 0.0
+        out: torch.Tensor | float = 0.0
         if self.nn1 is not None:
             out = out + self.p1 * self.nn1(x)
         if self.nn2 is not None:
             out = out + self.p2 * self.nn2(x)
-        return out
+        return cast(torch.Tensor, out)  # at least one network is built (see __init__)
 
 
 def describe(model: Surrogate, lattice: int = 100) -> "list[dict]":
@@ -179,7 +185,7 @@ def describe(model: Surrogate, lattice: int = 100) -> "list[dict]":
 
     Runs one forward pass on a zero image in eval mode, recording every leaf module's output.
     """
-    rows = []
+    rows: list[dict] = []
     hooks = []
     names = {"Conv2d": "Conv", "ConvTranspose2d": "ConvT", "AvgPool2d": "Meanpool",
              "BatchNorm2d": "BatchNorm", "Dropout": "Dropout", "LeakyReLU": None, "ReLU": None}

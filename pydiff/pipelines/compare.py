@@ -64,6 +64,7 @@ def finer_problem(problem: Problem) -> Problem:
         finer = [L for L in range(problem.lattice + 1, problem.solve_lattice + 1)
                  if (problem.solve_lattice - 1) % (L - 1) == 0]
         return dataclasses.replace(problem, lattice=finer[0] if finer else problem.lattice)
+    assert problem.correlation_length is not None  # set in Problem.__post_init__
     return dataclasses.replace(problem, lattice=2 * problem.lattice, radius=2 * problem.radius, D=4 * problem.D,
                                correlation_length=2 * problem.correlation_length)
 
@@ -128,6 +129,7 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     ctx = distributed.setup(base.device)
     runs_dir = output_dir(runs_dir, ctx)
     finer = finer_problem(problem)
+    assert base.n_samples is not None  # every preset sets it, and config_for ignores a None override
     if ctx.is_main:
         ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
         ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)

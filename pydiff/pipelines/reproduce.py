@@ -39,6 +39,7 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
     config = config_for(model_id, preset_name, seed=seed, **overrides)
     problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(config.device)
+    assert config.n_samples is not None  # every preset sets it, and config_for ignores a None override
     if ctx.is_main:
         ensure_data(data_dir, config.n_samples, seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)

@@ -113,6 +113,7 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
     problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(base.device)
     study_dir = output_dir(study_dir, ctx)
+    assert base.n_samples is not None  # every preset sets it, and config_for ignores a None override
     if ctx.is_main:
         ensure_data(data_dir, base.n_samples, data_seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)

@@ -33,6 +33,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -54,8 +55,8 @@ from ..evaluation.predict import predict, predict_mc_dropout
 from ..problem.residual import stationary_residual
 from ..solvers import exact_timing
 from ..training import checkpoint, distributed
-from ..training.config import config_for
-from ..training.data import load_arrays, sample_maps, sample_walls
+from ..training.config import TrainConfig, config_for
+from ..training.data import RunArrays, load_arrays, sample_maps, sample_walls
 from ..training.run import train
 from .steps import cached_run, train_and_evaluate
 
@@ -130,8 +131,8 @@ class _Case:
 
     run_dir: Path
     model: torch.nn.Module
-    config: object
-    arrays: object
+    config: TrainConfig
+    arrays: RunArrays
     device: torch.device
     test: np.ndarray
     x: np.ndarray  # (n, C, L, L) network inputs (the image; the diffusivity channel where D varies)
@@ -155,25 +156,25 @@ class _Case:
         return sample_maps(self.config, indices)
 
 
-def _mc_dropout(case: _Case, samples: int, **_) -> Scores:
+def _mc_dropout(case: _Case, samples: int, **_options) -> Scores:
     (_, spread), seconds = _timed(predict_mc_dropout, case.model, case.x, samples, case.config.eval_batch_size,
                                   case.device, case.config.seed, case.config.amp, progress=case.progress)
     return _map_scores(spread, seconds)
 
 
-def _physics(case: _Case, **_) -> Scores:
+def _physics(case: _Case, **_options) -> Scores:
     (residual, _), seconds = _timed(stationary_residual, case.prediction, case.images, case.problem, case.maps,
                                     case.walls)
     return _map_scores(residual, seconds)
 
 
-def _a_posteriori(case: _Case, iterations: int = ITERATIONS, preconditioner: str = "spectral", **_) -> Scores:
+def _a_posteriori(case: _Case, iterations: int = ITERATIONS, preconditioner: str = "spectral", **_options) -> Scores:
     estimate, seconds = _timed(error_estimate, case.prediction, case.images, case.problem, case.maps, iterations,
                                str(case.device), case.walls, preconditioner)
     return _map_scores(estimate, seconds)
 
 
-def _inverse(case: _Case, inverse_epochs: int | None = None, **_) -> Scores:
+def _inverse(case: _Case, inverse_epochs: int | None = None, **_options) -> Scores:
     inverse_run = case.run_dir / INVERSE_DIR
     inverse = inverse_config(case.config, _reused_epochs(inverse_run, inverse_epochs, "--inverse-epochs"))
     _, fit_seconds = _timed(train_and_evaluate, dataclasses.replace(inverse, device=str(case.device)), inverse_run,
@@ -184,7 +185,7 @@ def _inverse(case: _Case, inverse_epochs: int | None = None, **_) -> Scores:
     return _map_scores(sources - case.images, seconds, fit_seconds)
 
 
-def _learned(case: _Case, **_) -> Scores:
+def _learned(case: _Case, **_options) -> Scores:
     calibration = case.arrays.split["val"]
     if len(calibration) < 10:
         raise ConfigError(f"the learned error model needs a validation split of 10 or more samples to fit on; "
@@ -206,7 +207,7 @@ def _learned(case: _Case, **_) -> Scores:
     return Scores(errors[:, 0], errors[:, 1], time.perf_counter() - start, fit_seconds)
 
 
-def _ensemble(case: _Case, ensemble_size: int = 4, ensemble_epochs: int | None = None, **_) -> Scores:
+def _ensemble(case: _Case, ensemble_size: int = 4, ensemble_epochs: int | None = None, **_options) -> Scores:
     if ensemble_size < 2:
         raise ConfigError(f"an ensemble needs at least 2 members, got {ensemble_size}")
     fit_seconds, seconds, members = 0.0, 0.0, []
@@ -228,8 +229,10 @@ def _ensemble(case: _Case, ensemble_size: int = 4, ensemble_epochs: int | None =
     return _map_scores(distance, seconds, fit_seconds)
 
 
-ESTIMATORS = {"mc-dropout": _mc_dropout, "physics": _physics, "inverse": _inverse, "a-posteriori": _a_posteriori,
-              "learned": _learned, "ensemble": _ensemble}
+ESTIMATORS: dict[str, Callable[..., Scores]] = {
+    "mc-dropout": _mc_dropout, "physics": _physics, "inverse": _inverse, "a-posteriori": _a_posteriori,
+    "learned": _learned, "ensemble": _ensemble,
+}
 
 
 def parse_methods(text: str) -> tuple[str, ...]:
@@ -242,9 +245,9 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return methods
 
 
-def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str = "auto", inverse_epochs: int | None = None,
-          progress=True, iterations: int = ITERATIONS, preconditioner: str = "spectral", ensemble_size: int = 4,
-          ensemble_epochs: int | None = None) -> pd.DataFrame:
+def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str | torch.device = "auto",
+          inverse_epochs: int | None = None, progress=True, iterations: int = ITERATIONS,
+          preconditioner: str = "spectral", ensemble_size: int = 4, ensemble_epochs: int | None = None) -> pd.DataFrame:
     """Score every test sample of ``run_dir`` with each method and compare with the true error.
 
     Returns:

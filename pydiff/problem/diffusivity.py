@@ -51,6 +51,7 @@ def inclusions_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
 
 def lognormal_map(problem: Problem, rng: np.random.Generator) -> np.ndarray:
     L = problem.lattice
+    assert problem.correlation_length is not None  # set in Problem.__post_init__
     k = np.fft.fftfreq(L)[:, None] ** 2 + np.fft.rfftfreq(L)[None, :] ** 2
     # the spectral density of a squared-exponential correlation exp(-r^2 / (2 l^2))
     spectrum = np.exp(-2.0 * (np.pi * problem.correlation_length) ** 2 * k)

@@ -153,10 +153,12 @@ class Problem:
     @property
     def source_counts(self) -> range:
         """The disk counts samples cycle through."""
+        assert self.min_sources is not None  # set in __post_init__
         return range(self.min_sources, self.n_sources + 1)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first impossible parameter."""
+        assert self.min_sources is not None and self.correlation_length is not None  # set in __post_init__
         if int(self.lattice) != self.lattice or self.lattice < 3:
             raise ConfigError(f"lattice must be an integer >= 3, got {self.lattice}")
         if int(self.radius) != self.radius or self.radius < 0:

@@ -63,7 +63,8 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)
     if problem.boundary == "mixed":
         maps = None if diffusivity is None else np.asarray(diffusivity).reshape(-1, L, L)
-        return for_each_wall(problem, walls, lambda one, *parts: stationary_residual(*parts[:2], one, parts[2]),
+        return for_each_wall(problem, walls, lambda one, y_part, img_part, maps_part:
+                             stationary_residual(y_part, img_part, one, maps_part),
                              y, img, maps)
     if diffusivity is None and problem.boundary == "dirichlet":
         without_source = problem.D * five_point_laplacian(y) - problem.gamma * y

@@ -92,6 +92,7 @@ def sample_sources(problem: Problem, n: int, seed, first: int = 0) -> SourceDraw
         multipliers = rng.random((n, problem.n_sources))
         return SourceDraw(centers.astype(np.int16), multipliers, shapes=_shapes(problem, rng, n))
     amplitudes = rng.uniform(*AMPLITUDE_RANGE_2024, size=(n, problem.n_sources))
+    assert problem.min_sources is not None  # set in Problem.__post_init__
     counts = problem.min_sources + (first + np.arange(n)) % len(problem.source_counts)
     absent = np.arange(problem.n_sources)[None, :] >= counts[:, None]
     centers[absent] = 0
@@ -121,6 +122,7 @@ def _stencil(radius: int, aspect: float = 1.0, angle: float = 0.0) -> np.ndarray
     (integers, exactly), or an ellipse of the same area, semi-axes ``radius * sqrt(aspect)`` and
     ``radius / sqrt(aspect)``, its long axis at ``angle``.  Radius 0: the centre cell, whatever
     the shape (an ellipse of no axes would cover no cell, and its image nothing)."""
+    offsets: np.ndarray
     if aspect == 1.0 or radius == 0:
         offsets = np.arange(-radius, radius + 1)
         return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius * radius).astype(np.float64)

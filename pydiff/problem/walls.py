@@ -10,6 +10,7 @@ planes, one-hot: ``neumann`` and ``periodic`` (``dirichlet``, the papers' walls,
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import numpy as np
 
@@ -83,7 +84,8 @@ def for_each_wall(problem: Problem, walls, function, *arrays):
         return function(problem, *arrays)
     if walls is None or len(walls) != len(next(a for a in arrays if a is not None)):
         raise ConfigError("a data set mixing wall conditions needs each sample's walls")
-    results, single = None, False
+    results: list[Any] | None = None
+    single = False
     for wall, index in by_wall(np.asarray(walls)):
         parts = [None if a is None else a[index if isinstance(a, np.ndarray) else _torch_index(a, index)]
                  for a in arrays]
@@ -96,6 +98,7 @@ def for_each_wall(problem: Problem, walls, function, *arrays):
                        else o.new_empty((n, *o.shape[1:])) for o in outs]
         for result, o in zip(results, outs):
             result[index if isinstance(result, np.ndarray) else _torch_index(result, index)] = o
+    results = cast(list[Any], results)  # set by the first group (None only for no samples, which fail below)
     return results[0] if single else tuple(results)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from ..errors import ConfigError
@@ -23,13 +25,13 @@ class MixedWalls(Solver):
                  walls: np.ndarray | None = None) -> np.ndarray:
         if walls is None or len(walls) != len(images):
             raise ConfigError("a data set mixing wall conditions needs each sample's walls")
-        out = None
+        out: np.ndarray | None = None
         for wall, index in by_wall(walls):
             u = self.solvers[wall](np.asarray(images)[index], None if diffusivity is None else diffusivity[index])
             if out is None:
                 out = np.empty((len(images), *u.shape[1:]), dtype=u.dtype)
             out[index] = u
-        return out
+        return cast(np.ndarray, out)  # None only where there are no samples (no group to solve)
 
     def close(self) -> None:
         for solver in self.solvers.values():

@@ -12,6 +12,8 @@ With constant D one hierarchy serves every sample; with a map per sample each ge
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, NotConverged
@@ -40,7 +42,7 @@ class MultigridSolver(Solver):
             raise ConfigError(f"the multigrid tolerance must be in (0, 1), got {tol}")
         self.tol, self.max_iterations = tol, max_iterations
         self.pyamg = _pyamg()
-        self._constant = None
+        self._constant: Any = None  # pyamg's hierarchy of the constant D, built on first use
         self.iterations: list[int] = []  # CG iterations of every sample solved
 
     def _hierarchy(self, D):
@@ -59,7 +61,7 @@ class MultigridSolver(Solver):
             out[k] = hierarchy.solve(rhs, tol=self.tol, accel="cg", maxiter=self.max_iterations,
                                      residuals=residuals)
             self.iterations.append(len(residuals) - 1)
-            if residuals and residuals[-1] > self.tol * max(np.linalg.norm(rhs), 1e-300) * 10:
+            if residuals and residuals[-1] > self.tol * max(float(np.linalg.norm(rhs)), 1e-300) * 10:
                 raise NotConverged(f"multigrid CG did not reach a relative residual of {self.tol:g} in "
                                   f"{self.max_iterations} iterations (reached {residuals[-1] / np.linalg.norm(rhs):.2e})")
         return out.reshape(b, L, L)

@@ -20,7 +20,12 @@ def stationary_matrix(D, lattice: int, gamma: float, boundary: str = "dirichlet"
     L = lattice
     D = np.broadcast_to(np.asarray(D, dtype=np.float64), (L, L))
     index = np.arange(L * L).reshape(L, L)
-    rows, cols, values = [], [], []
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    a: np.ndarray
+    b: np.ndarray
+    h: np.ndarray
     diagonal = np.full(L * L, float(gamma))
     for axis in (0, 1):
         if boundary == "periodic":

@@ -77,7 +77,7 @@ class TimestepSolver(Solver):
         self.n_steps = 0
         self.n_rejected = 0
         self.n_evaluations = 0
-        self.D = problem.D
+        self.D: float | np.ndarray = problem.D  # an (b, L, L) array while solving maps of D
 
     def _rhs(self, u: np.ndarray, source: np.ndarray) -> np.ndarray:
         self.n_evaluations += 1

@@ -423,15 +423,17 @@ class Level:
     def _wrapped(self, device: torch.device) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
         """Periodic lattices: the ghost cells of every array and the cells they copy, grouped by
         the copied cell's sublattice (a sweep of one sublattice refreshes only those)."""
-        n, ghosts, sources = self.n, [], []
+        n = self.n
+        ghost_parts: list[np.ndarray] = []
+        source_parts: list[np.ndarray] = []
         for p, q in SUBLATTICES:
             rows, cols = self.shapes[p, q]
             gi, gj = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
             ring = (gi == 0) | (gi == rows - 1) | (gj == 0) | (gj == cols - 1)
             gi, gj = gi[ring], gj[ring]
-            ghosts.append(self.offsets[p, q] + gi * cols + gj)
-            sources.append(np.stack([(2 * (gi - 1) + p) % n, (2 * (gj - 1) + q) % n]))
-        ghosts, sources = np.concatenate(ghosts), np.concatenate(sources, axis=1)
+            ghost_parts.append(self.offsets[p, q] + gi * cols + gj)
+            source_parts.append(np.stack([(2 * (gi - 1) + p) % n, (2 * (gj - 1) + q) % n]))
+        ghosts, sources = np.concatenate(ghost_parts), np.concatenate(source_parts, axis=1)
         out = {}
         for p, q in SUBLATTICES:
             mine = (sources[0] % 2 == p) & (sources[1] % 2 == q)

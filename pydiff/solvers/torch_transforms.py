@@ -146,8 +146,8 @@ class Transform:
             factors = np.where(p == 0, math.sqrt(1.0 / L), math.sqrt(2.0 / L)) * np.exp(-1j * np.pi * p / (2 * L))
 
             def per_axis(values: np.ndarray) -> dict[int, torch.Tensor]:  # along axis -1, and along axis -2
-                values = torch.as_tensor(values, dtype=complex_dtype, device=device)
-                return {-1: values, -2: values[:, None]}
+                tensor = torch.as_tensor(values, dtype=complex_dtype, device=device)
+                return {-1: tensor, -2: tensor[:, None]}
 
             self._twiddle = per_axis(np.conj(factors))  # conj(t_p)
             self._inverse_twiddle = per_axis(np.conj(1.0 / factors))

@@ -19,12 +19,16 @@ import os
 import sys
 import tempfile
 import traceback
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BackendUnavailable, ConfigError, PydiffError
 from ..problem import Problem
 from .base import Solver
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnProcess
 
 _ERRORS = {"ConfigError": ConfigError, "BackendUnavailable": BackendUnavailable}
 
@@ -84,7 +88,7 @@ class WorkerSolver(Solver):
         os.close(fd)
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
+        self._process: SpawnProcess | None = ctx.Process(
             target=_serve,
             args=(child, target, problem.to_attrs(), options or {}, self.log_path),
             daemon=True,

@@ -10,7 +10,7 @@ import torch
 from ..device import autocast
 
 
-def batchnorms(module: torch.nn.Module) -> list[torch.nn.Module]:
+def batchnorms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
     """Every BatchNorm layer of ``module`` (none in an FNO)."""
     return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 

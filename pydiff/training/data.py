@@ -102,7 +102,7 @@ def load_arrays(config: TrainConfig, memory_budget: float = math.inf) -> RunArra
         arrays = 2 + reads_map
         if arrays * n * lattice * lattice * 4 <= memory_budget:
             inputs, fields = data.inputs[:n], data.fields[:n]
-            maps = data.diffusivity[:n] if reads_map else None
+            maps = data.diffusivity[:n] if reads_map and data.diffusivity is not None else None  # reads_map: not None
             data.close()
         else:  # h5py keeps the file open while its data sets are referenced
             inputs, fields, maps = data.inputs, data.fields, data.diffusivity

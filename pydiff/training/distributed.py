@@ -129,6 +129,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         mean = sums[:-1] / n
         var = all_reduce((xd - mean[None, :, None, None]).pow(2).sum(dims)) / n
         if self.track_running_stats:
+            # buffers that track_running_stats makes (Optional in BatchNorm's annotations)
+            assert self.num_batches_tracked is not None
+            assert self.running_mean is not None and self.running_var is not None
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)

@@ -74,7 +74,7 @@ def check_lr(lr: float) -> None:
 
 
 def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width: int = 32, layers: int = 2,
-             points: int = 256, lr: float = 3e-3, seed: int = 0, device: str = "cpu",
+             points: int = 256, lr: float = 3e-3, seed: int = 0, device: str | torch.device = "cpu",
              progress: bool = False) -> tuple[np.ndarray, dict]:
     """Fit the stationary field of one (L, L) source image.
 

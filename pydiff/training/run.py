@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 import torch
@@ -36,12 +36,15 @@ def build_network(config: TrainConfig, ctx: distributed.Context, problem=None) -
     ``problem``: the data's, which a constant-D prior solves."""
     module = distributed.sync_batchnorm(build_model(config, problem), ctx).to(ctx.device)
     if fast_paths(ctx.device):
-        module = module.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+        # faster convolutions on tensor cores (Module.to takes memory_format; torch's overloads omit it)
+        module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the shapes repeat: let cuDNN pick its fastest kernels
     network = distributed.wrap(module, ctx)
     if config.compile != "off":
-        network = torch.compile(network, mode=None if config.compile == "default" else config.compile)
+        # a compiled Module is a Module (OptimizedModule); torch.compile's annotations say a callable
+        mode = None if config.compile == "default" else config.compile
+        network = cast(torch.nn.Module, torch.compile(network, mode=mode))
     return module, network
 
 

@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -90,7 +90,8 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.log: list[dict] = []
         self.start_epoch, self.replay_until, self.last_epoch = 0, -1, -1
-        self.best_val, self.best_epoch, self.best_weights, self.best_saved = math.inf, -1, None, True
+        self.best_val, self.best_epoch, self.best_saved = math.inf, -1, True
+        self.best_weights: dict[str, Any] | None = None
         self.seconds_before, self.bytes_written, self.clock = 0.0, 0, time.perf_counter()
         self.stop = StopRequest()  # set by SIGINT/SIGTERM during fit
         self.fixed_batches = None
@@ -276,7 +277,9 @@ class Trainer:
             except Exception as failed:  # the error that stopped training stays the one raised
                 if isinstance(exc, _Stop):
                     raise  # no checkpoint to continue from: the save's error says why
-                exc.add_note(f"and the checkpoint after it could not be saved: {type(failed).__name__}: {failed}")
+                # add_note is Python 3.11+ (mypy checks 3.10): on 3.10 this raises AttributeError in place of exc
+                exc.add_note(  # type: ignore[attr-defined]
+                    f"and the checkpoint after it could not be saved: {type(failed).__name__}: {failed}")
             if isinstance(exc, _Stop):
                 raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
                                   f"{self.run_dir / checkpoint.LAST}; continue with --resume", self.stop.exit_code) from None
@@ -293,6 +296,7 @@ class Trainer:
     def _recalibrate_best(self) -> None:
         """The best weights' BatchNorm statistics recomputed over the training inputs, dropout off
         (:func:`~pydiff.training.batchnorm.recalibrate_batchnorm`)."""
+        assert self.best_weights is not None  # fit calls this only once an epoch has set them
         self.module.load_state_dict(self.best_weights)
         batches = [distributed.rank_slice(b, self.ctx)
                    for b in torch.split(torch.arange(len(self.train_data)), self.config.eval_batch_size)]
