@@ -19,14 +19,14 @@ from __future__ import annotations
 import math
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, cast
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from ..problem import Problem, SourceDraw, sample_sources, source_images
 from ..problem.diffusivity import diffusivity_channel, diffusivity_maps
-from ..problem.walls import for_each_wall, sample_walls, wall_planes
+from ..problem.walls import constant_walls, for_each_wall, sample_walls, wall_planes
 from ..solvers.torch_mg import TorchMGSolver
 from ..solvers.torch_spectral import TorchSpectralSolver
 
@@ -202,7 +202,9 @@ class OnlineSamples:
             inputs.append(torch.from_numpy(diffusivity_channel(maps, self.problem)).to(self.device)[:, None])
         if self.in_channels >= 3:  # the wall planes
             # walls: a network reading wall planes is trained on mixed walls, whose samples have them
-            inputs.append(torch.from_numpy(wall_planes(cast(np.ndarray, walls), self.problem.lattice)).to(self.device))
+            if walls is None:  # data of one wall condition: every sample's planes the same
+                walls = constant_walls(self.problem, len(images))
+            inputs.append(torch.from_numpy(wall_planes(walls, self.problem.lattice)).to(self.device))
         return torch.cat(inputs, dim=1) if len(inputs) > 1 else inputs[0], fields[:, None]
 
     def epoch_batches(self, epoch: int, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

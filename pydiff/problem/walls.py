@@ -82,6 +82,8 @@ def for_each_wall(problem: Problem, walls, function, *arrays):
     """
     if problem.boundary != "mixed":
         return function(problem, *arrays)
+    if walls is not None and len(walls) == 0:  # no samples: the function on the empty arrays, any wall
+        return function(wall_problem(problem, 0), *arrays)
     if walls is None or len(walls) != len(next(a for a in arrays if a is not None)):
         raise ConfigError("a data set mixing wall conditions needs each sample's walls")
     results: list[Any] | None = None

@@ -25,6 +25,8 @@ class MixedWalls(Solver):
                  walls: np.ndarray | None = None) -> np.ndarray:
         if walls is None or len(walls) != len(images):
             raise ConfigError("a data set mixing wall conditions needs each sample's walls")
+        if len(images) == 0:  # no group to solve: an empty answer of the right shape
+            return np.empty(np.shape(images), dtype=np.float64)
         out: np.ndarray | None = None
         for wall, index in by_wall(walls):
             u = self.solvers[wall](np.asarray(images)[index], None if diffusivity is None else diffusivity[index])

@@ -277,9 +277,11 @@ class Trainer:
             except Exception as failed:  # the error that stopped training stays the one raised
                 if isinstance(exc, _Stop):
                     raise  # no checkpoint to continue from: the save's error says why
-                # add_note is Python 3.11+ (mypy checks 3.10): on 3.10 this raises AttributeError in place of exc
-                exc.add_note(  # type: ignore[attr-defined]
-                    f"and the checkpoint after it could not be saved: {type(failed).__name__}: {failed}")
+                note = f"and the checkpoint after it could not be saved: {type(failed).__name__}: {failed}"
+                if hasattr(exc, "add_note"):  # Python 3.11 and later
+                    exc.add_note(note)
+                else:  # 3.10: the save's failure chained as the cause, the error itself still raised
+                    exc.__cause__ = failed
             if isinstance(exc, _Stop):
                 raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
                                   f"{self.run_dir / checkpoint.LAST}; continue with --resume", self.stop.exit_code) from None
