@@ -197,7 +197,7 @@ def bench_eq4(run_dir=None, width: float = 1.0, backends=("spectral", "direct"),
             epsilons[(device, b)] = time_surrogate(width, b, device)
             rows.append({"quantity": f"epsilon: model 9 width {width:g}, {device}, batch {b}, s/sample",
                          "measured": epsilons[(device, b)], "paper": PAPER["delta"] / PAPER["speedup"]})
-    M: float | None  # None for a run configured with n_samples None (its whole file): n_min fails on it (a known bug)
+    M: float
     if run_dir is not None:
         config, result = read_config(run_dir), read_result(run_dir)
         if result is None:
