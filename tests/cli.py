@@ -34,9 +34,15 @@ def working_directory(path):
         os.chdir(before)
 
 
-def pydiff(*args, cwd=None, timeout=None):
+def pydiff(*args, cwd=None):
     """``pydiff ARGS`` in this process.  An exception that is not pydiff's own one-line exit
-    (a traceback, to a user) is raised, so the test fails with it."""
+    (a traceback, to a user) is raised, so the test fails with it.
+
+    No time limit: a call in this process cannot be stopped from outside it (a solver or a
+    training step in C does not return to Python until it is done).  A test that needs one
+    runs :func:`pydiff_process`.  ``result.stderr`` apart from ``result.stdout`` needs click 8.2
+    (CliRunner's ``mix_stderr`` went away: the two streams are always kept apart), hence
+    ``click>=8.2`` in pyproject.toml."""
     with working_directory(cwd):
         result = CliRunner().invoke(main, [str(a) for a in args])
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -1,9 +1,12 @@
 """The timing harness runs and its Eq. 4 arithmetic is right (no speed is asserted)."""
 
 import dataclasses
+import io
 import math
+import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,20 +17,46 @@ from pydiff.problem import Problem
 from .cli import pydiff
 
 
-def test_eq4_rows_are_consistent():
-    rows = {r["quantity"]: r for r in bench_eq4(width=0.0625, backends=("spectral",), n_delta=8, batch_sizes=(1, 4))}
-    delta = rows["delta: spectral solver, s/sample"]["measured"]
-    eps = min(v["measured"] for k, v in rows.items() if k.startswith("epsilon"))
-    assert delta > 0 and eps > 0
-    expected = n_min(PAPER["M"], PAPER["E"], delta, eps)
-    got = rows["N_min (spectral, best epsilon)"]["measured"]
-    assert (math.isinf(expected) and math.isinf(got)) or got == expected
-    assert rows["N_min (spectral, best epsilon)"]["paper"] == 57300
+def test_eq4_of_the_papers_own_values_gives_its_n_min():
+    # Eq. 4 by hand with the paper's delta = 1.16 s, epsilon = delta / 1000, M = 20,000 and E = 12 h:
+    # (20000 + 43200 / 1.16) / (1 - 1 / 1000) = 57,298.7, the 57,300 the paper quotes.
+    assert (20000 + 43200 / 1.16) / (1 - 1 / 1000) == pytest.approx(57300, rel=1e-4)
+    assert n_min(PAPER["M"], PAPER["E"], PAPER["delta"], PAPER["delta"] / PAPER["speedup"]) == pytest.approx(57300, rel=1e-4)
+    assert math.isinf(n_min(100, 10.0, 1.0, 1.0)) and math.isinf(n_min(100, 10.0, 1.0, 2.0))  # never pays off
+
+
+def test_eq4_rows_follow_from_their_own_measurements():
+    rows = {r["quantity"]: r["measured"] for r in bench_eq4(width=0.0625, backends=("spectral",), n_delta=8,
+                                                            batch_sizes=(1, 4))}
+    delta = rows["delta: spectral solver, s/sample"]
+    epsilons = [v for k, v in rows.items() if k.startswith("epsilon")]
+    M = rows["M: samples generated (paper's M and E)"]
+    E = rows["E: training seconds (paper's M and E)"]
+    assert len(epsilons) >= 2 and delta > 0 and min(epsilons) > 0 and (M, E) == (20000, 43200.0)
+    eps = min(epsilons)  # "best epsilon": the fastest batch size
+    assert rows["delta/epsilon (spectral, best epsilon)"] == pytest.approx(delta / eps)
+
+    def eq4(delta):  # N_min = (M + E / delta) / (1 - epsilon / delta), never when epsilon >= delta
+        return (M + E / delta) / (1 - eps / delta) if eps < delta else math.inf
+
+    for name, solver in (("N_min (spectral, best epsilon)", delta),
+                         ("N_min (paper's delta = 1.16 s, best epsilon here)", 1.16)):
+        expected, got = eq4(solver), rows[name]
+        assert (math.isinf(expected) and math.isinf(got)) or got == pytest.approx(expected, rel=1e-12), name
 
 
 def test_generate_benchmark_reports_throughput():
+    start = time.perf_counter()
     (row,) = bench_generate(("spectral",), n=40, batch_size=20, problem=Problem(lattice=20, radius=3))
-    assert row["samples"] == 40 and row["samples_per_second"] == pytest.approx(40 / row["seconds"])
+    wall = time.perf_counter() - start
+    assert (row["backend"], row["samples"], row["batch_size"]) == ("spectral", 40, 20)
+    # throughput is samples over the timed seconds, and those lie inside the call's own wall time
+    assert row["samples_per_second"] == pytest.approx(40 / row["seconds"], rel=1e-12)
+    assert 0 < row["seconds"] < wall
+    # the file holds at least the 40 fields of 20 x 20 float32 (stored uncompressed: 64 kB), and at
+    # most those and the inputs (compressed) with a few kB of HDF5 metadata per array
+    fields_MB = 40 * 20 * 20 * 4 / 1e6
+    assert fields_MB < row["file_MB"] < 2 * fields_MB + 0.1
     # memory stays at a few batches: 3 batches of 20 inputs and fields of 20 x 20 float64 are 0.4 MB
     assert 0 < row["peak_traced_MB"] < 20
 
@@ -35,7 +64,16 @@ def test_generate_benchmark_reports_throughput():
 def test_cli_bench_generate():
     result = pydiff("bench", "generate", "--n", 30, "--batch-size", 10)
     assert result.returncode == 0, result.stderr
-    assert "samples_per_second" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("# ")  # the machine
+    table = pd.read_csv(io.StringIO("\n".join(lines[1:])), sep=r"\s+")
+    assert list(table.columns) == ["backend", "samples", "batch_size", "seconds", "samples_per_second",
+                                   "peak_traced_MB", "file_MB"]
+    (row,) = table.itertuples()
+    assert (row.backend, row.samples, row.batch_size) == ("spectral", 30, 10)
+    # printed to 4 significant figures: samples / seconds to within their rounding
+    assert row.samples_per_second == pytest.approx(30 / row.seconds, rel=2e-3)
+    assert 30 * 100 * 100 * 4 / 1e6 < row.file_MB  # the 30 fields of the default 100 x 100 lattice
 
 
 def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
@@ -46,6 +84,16 @@ def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
     row = bench_train(config, steps=1, warmup=1)
     n_train, n_val = round(0.7 * 40), 40 - round(0.7 * 40) - round(0.2 * 40)  # the smoke preset's 40 samples
     assert row["epoch_seconds"] == pytest.approx(n_train / row["samples_per_second"] + n_val / row["eval_samples_per_second"])
+    # The training state by hand: every float32 weight three times (itself and Adam's two moments),
+    # Adam's float32 step count per parameter tensor, and each BatchNorm's running mean and
+    # variance (float32) and batch count (int64).
+    from pydiff.nn.surrogate2021 import Surrogate
+
+    model = Surrogate(config.p1, config.p2, width=config.width)
+    params = list(model.parameters())
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    state = 12 * sum(p.numel() for p in params) + 4 * len(params) + sum(8 * n.num_features + 8 for n in norms)
+    assert row["state_MB"] == pytest.approx(state / 1e6, rel=1e-12)
     # A checkpoint holds one training state plus the best weights: more than the state, less than twice.
     assert row["state_MB"] < row["checkpoint_MB"] < 2 * row["state_MB"]
     assert row["bytes_per_epoch_MB"] == pytest.approx(row["checkpoint_MB"] / 10)

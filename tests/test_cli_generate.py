@@ -73,7 +73,7 @@ def test_missing_directory_and_existing_output(tmp_path):
 
 def test_julia_without_julia_is_a_clean_error(tmp_path):
     out = tmp_path / "d.h5"
-    result = pydiff("generate", "--n", 2, "--out", out, "--backend", "julia", *SMALL, timeout=120)
+    result = pydiff("generate", "--n", 2, "--out", out, "--backend", "julia", *SMALL)
     if result.returncode == 0:
         pytest.skip("Julia is available here")
     assert_clean_failure(result, 2, "julia backend is unavailable")

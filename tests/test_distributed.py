@@ -30,6 +30,7 @@ def torchrun(*args, cwd=None, timeout=300):
 # process's.
 TWO_RANKS = textwrap.dedent("""
     import sys
+    import time
     import torch
     import torch.distributed as dist
     from pydiff.training.config import config_for
@@ -67,6 +68,11 @@ TWO_RANKS = textwrap.dedent("""
     print(f"rank {ctx.rank}: " + ("ok" if not failed else "FAILED " + ", ".join(failed)), flush=True)
     data, out = sys.argv[1], sys.argv[2]
     for kind in ("file", "online"):
+        # Rank 1 looks into the run directory late, as it may on a busy machine: before the ranks
+        # waited for each other there, it found rank 0's fresh config.json and refused the
+        # directory as "already holds a run" (one full suite in four on 2 cores).
+        if ctx.rank == 1:
+            time.sleep(0.5)
         train(config_for(9, "smoke", data=data, dropout_all=0.0, training_data=kind, **OPTIONS), f"{out}/{kind}",
               progress=False)
     dist.destroy_process_group()
@@ -89,6 +95,13 @@ def data(tmp_path_factory):
     return path
 
 
+def failure(stderr):
+    """What a failed launch says: each rank's error line (torchrun's summary below them names
+    only exit codes), then the end of the output."""
+    errors = [line for line in stderr.splitlines() if line.startswith("[rank") and "Error" in line]
+    return "\n".join(errors) + "\n" + stderr[-3000:]
+
+
 def losses(run):
     with open(run / "log.csv") as f:
         rows = list(csv.DictReader(f))
@@ -101,7 +114,7 @@ def test_two_gloo_ranks_follow_the_single_process_run(data, tmp_path):
     (tmp_path / "ddp").mkdir()
     (tmp_path / "single").mkdir()
     result = torchrun(script, data, tmp_path / "ddp", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout + failure(result.stderr)
     assert result.stdout.count(": ok") == 2, result.stdout  # GlobalBatchNorm2d and from_main, on each rank
     for kind in ("file", "online"):
         single_run = tmp_path / "single" / kind

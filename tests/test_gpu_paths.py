@@ -3,18 +3,21 @@ channels-last, fused Adam, torch.compile, roll-backs and checkpoints of a compil
 streamed and online data) runs a few steps on a tiny network, so that a first GPU run can fail
 only on what is CUDA-only (CUDA graphs, NCCL)."""
 
+import math
+
 import pytest
 import torch
 
 from pydiff.datasets.writer import generate
 from pydiff.device import autocast, cuda_paths_on_cpu, fast_paths
 from pydiff.problem import Problem
+from pydiff.training.checkpoint import load_model, read_model_file
 from pydiff.training.config import config_for
 from pydiff.training.distributed import Context
 from pydiff.training.run import build_network, train
 from pydiff.training.step import make_optimizer
 
-from .test_train import Interrupt, assert_same_run, interrupt_at
+from .test_train import Interrupt, assert_same_run, interrupt_at, same_weights
 
 CPU = torch.device("cpu")
 
@@ -100,7 +103,28 @@ def test_a_compiled_network_trains_on_online_samples_with_roll_backs(tmp_path, c
     config = config_for(None, "quick2024", data=str(data), n_samples=32, width=1 / 32, epochs=3, batch_size=8,
                         training_data="online", compile="reduce-overhead", rollback="paper", rollback_C=0.975,
                         rollback_m=1, rollback_s=1, checkpoint_every=1)
+    run = tmp_path / "run"
     with cuda_paths_on_cpu():
-        result = train(config, tmp_path / "run", progress=False)
-    assert compiled == ["reduce-overhead"] and result.epochs_run == 3 and (tmp_path / "run" / "last.pt").is_file()
-    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in result.history)
+        result = train(config, run, progress=False)
+    assert compiled == ["reduce-overhead"] and result.epochs_run == 3
+    log = result.history
+    assert [r["epoch"] for r in log] == [0, 1, 2]
+    assert all(math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"]) for r in log)
+    # It rolls back: a rolled-back epoch's held-out loss is that of the state it returned to, so
+    # the compiled network computed with the restored weights.
+    rolled = [r for r in log if r["rolled_back"]]
+    assert len(rolled) == result.rollbacks > 0
+    for r in rolled:
+        assert r["val_loss"] == pytest.approx(log[r["restored_to"]]["val_loss"], rel=1e-6)
+    kept = [(r["val_loss"], r["epoch"]) for r in log if not r["rolled_back"]]
+    assert (result.best_val_loss, result.best_epoch) == min(kept)
+    # It checkpoints: last.pt holds, as of the last epoch, a kept state to continue from and the
+    # best weights, the same weights model.safetensors holds; each loads into the network.
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["resume_epoch"] == 2 and last["replay_from"] in [e for _, e in kept]
+    assert last["best"]["epoch"] == result.best_epoch
+    assert [r["epoch"] for r in last["log"]] == [0, 1, 2]
+    best, metadata = read_model_file(run)
+    assert int(metadata["epoch"]) == result.best_epoch and same_weights(best, last["best"]["model"])
+    assert same_weights(load_model(run, "last")[0].state_dict(), last["state"]["model"])
+    assert same_weights(load_model(run)[0].state_dict(), best)

@@ -81,10 +81,27 @@ def test_output_scale_and_shift_initialise_the_final_batchnorms():
     assert torch.all(first.weight == 1.0)
 
 
-def test_nn1_leaky_slope_is_fluxs():
-    leaky = [m for m in NN1().modules() if isinstance(m, torch.nn.LeakyReLU)]
-    assert leaky and all(m.negative_slope == 0.01 for m in leaky)
-    assert isinstance(NN2(), torch.nn.Module)
+def conv_blocks(net):
+    """Every (convolution, activation) pair of a network, in order."""
+    return [m for m in net.modules() if isinstance(m, torch.nn.Sequential) and len(m) == 2
+            and isinstance(m[0], (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+
+
+@pytest.mark.parametrize("net, leaky_layers", [(NN1(), 5), (NN2(width=0.0625), 11)])
+def test_activations_pass_a_hundredth_of_negative_values_as_fluxs_leakyrelu_does(net, leaky_layers):
+    # What each layer computes, by hand from its convolution's own output z: Flux's leakyrelu,
+    # max(z, 0.01 z), on every layer but the last, whose relu gives max(z, 0) (Table 1).
+    torch.manual_seed(0)
+    blocks = conv_blocks(net)
+    assert len(blocks) == leaky_layers + 1
+    for k, block in enumerate(blocks):
+        c_in = block[0].in_channels
+        x = torch.randn(2, c_in, 8, 8) if isinstance(block[0], torch.nn.Conv2d) else torch.randn(2, c_in, 3, 3)
+        with torch.no_grad():
+            z, out = block[0](x), block(x)
+        assert (z < 0).any() and (z > 0).any()  # both branches are exercised
+        slope = 0.01 if k < leaky_layers else 0.0
+        torch.testing.assert_close(out, torch.where(z > 0, z, slope * z), rtol=0, atol=0)
 
 
 def test_flux_init_is_glorot_uniform_with_fluxs_fans_and_zero_biases():

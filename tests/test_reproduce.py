@@ -5,11 +5,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from pydiff.evaluation.report import comparison_table, format_table
-from pydiff.training.checkpoint import FIGURES
+from pydiff.training.checkpoint import FIGURES, load_model
+from pydiff.training.data import load_arrays
 
 from .cli import assert_clean_failure, pydiff
+from .pictures import assert_figure
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +22,47 @@ def reproduced(tmp_path_factory):
     return root, first
 
 
-def test_reproduce_writes_table_json_and_every_figure(reproduced):
+def test_reproduce_writes_table_json_and_every_figure(reproduced, monkeypatch):
     root, result = reproduced
+    monkeypatch.chdir(root)  # the run names its data file relative to where reproduce ran
     assert result.returncode == 0, result.stderr
     run = root / "runs" / "smoke" / "model09-seed0"
-    for name in ("metrics.json", "table.csv", "model.safetensors", "last.pt", "log.csv", "result.json", *FIGURES):
-        assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == 9 and metrics["preset"] == "smoke"
-    assert 0 < metrics["test"]["mean_res"] <= metrics["test"]["p99_res"] <= metrics["test"]["max_res"]
     assert len(metrics["test"]["slices"]["10"]) == 10 and len(metrics["test"]["slices"]["20"]) == 20
-    assert "train" in metrics
+    # The test metrics recomputed here from the saved model and the run's test split: the
+    # residual r = |prediction - truth| of every pixel, its mean, 99th percentile and maximum.
+    model, config = load_model(run)
+    arrays = load_arrays(config)
+    for split in ("test", "train"):
+        index = arrays.split[split]
+        with torch.no_grad():
+            prediction = model.eval()(torch.as_tensor(arrays.inputs[index])).double().numpy()
+        r = np.abs(prediction - arrays.fields[index])
+        ours = metrics[split]
+        assert ours["n_samples"] == len(index) and ours["n_pixels"] == r.size == len(index) * 100 * 100
+        assert ours["mean_res"] == pytest.approx(r.mean(), rel=1e-5), split
+        assert ours["max_res"] == pytest.approx(r.max(), rel=1e-5), split
+        assert ours["p99_res"] == pytest.approx(np.percentile(r, 99), abs=1e-5), split  # to a histogram bin
+        assert ours["rmse"] == pytest.approx(np.sqrt((r * r).mean()), rel=1e-5), split
+    # training's own record: the log's epochs, and the best epoch the lowest held-out loss
+    training = json.loads((run / "result.json").read_text())
+    assert metrics["training"] == training
+    log = pd.read_csv(run / "log.csv")
+    assert log.epoch.tolist() == list(range(training["epochs_run"])) == list(range(config.epochs))
+    kept = log[~log.rolled_back.astype(bool)]
+    assert training["best_epoch"] == kept.epoch[kept.val_loss.idxmin()]
+    assert training["best_val_loss"] == pytest.approx(kept.val_loss.min(), rel=1e-12)
+    # table.csv: our test residuals beside Table 2's row of model 9
     row = pd.read_csv(run / "table.csv")
     assert row["model"].tolist() == [9] and row["mean res (paper)"].iloc[0] == pytest.approx(2.08e-3)
+    for key, label in (("mean_res", "mean res"), ("p99_res", "99-P res"), ("max_res", "max res")):
+        assert row[f"{label} (ours)"].iloc[0] == pytest.approx(metrics["test"][key], rel=1e-12)
+        assert row[f"{label} ratio"].iloc[0] == pytest.approx(metrics["test"][key] / row[f"{label} (paper)"].iloc[0])
     assert "mean res (ours)" in result.stdout and "2.08e-03" in result.stdout
+    assert f"{metrics['test']['mean_res']:.2e}" in result.stdout
+    for name in FIGURES:
+        assert_figure(run / name)
     assert list((root / "data").glob("*.h5"))
 
 

@@ -7,14 +7,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from pydiff.datasets.writer import generate
 from pydiff.pipelines.study import COLUMNS, fit_log
 from pydiff.problem import Problem
+from pydiff.training.checkpoint import load_model
 from pydiff.training.config import config_for
+from pydiff.training.data import load_arrays
 from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
+from .pictures import assert_figure
 from .test_train import Interrupt, assert_same_run, interrupt_at
 
 TINY = ["--n-samples", 200, "--epochs", 1, "--width", 0.03125, "--batch-size", 16]
@@ -61,9 +65,31 @@ def test_the_study_writes_its_table_figure_and_fit(study):
     expected = fit_log(table[table.data == "file"].n_train, table[table.data == "file"].mean_res)
     assert fits["file"]["b"] == pytest.approx(expected.b)
     assert "file: mean_res = " in result.stdout and "R^2" in result.stdout
-    assert (root / "s" / "train_size.png").stat().st_size > 0
+    # Every row is its run's: the options it trained with, what training and evaluation wrote.
+    for row in table.itertuples():
+        run = root / "s" / row.data / f"fraction{row.fraction:g}-seed{row.seed}"
+        assert row.run_dir == str(run)
+        config = json.loads((run / "config.json").read_text())
+        assert (config["training_data"], config["train_fraction"], config["seed"]) == (row.data, row.fraction, row.seed)
+        training = json.loads((run / "result.json").read_text())
+        assert (row.n_train, row.epochs, row.best_epoch) == (training["n_train"], training["epochs_run"],
+                                                             training["best_epoch"])
+        assert row.train_s == pytest.approx(training["seconds"], rel=1e-12)
+        assert row.steps == row.epochs * math.ceil(row.n_train / 16)  # --batch-size 16
+        test = json.loads((run / "metrics.json").read_text())["test"]
+        for key in ("mean_res", "p99_res", "max_res", "rel_l2"):
+            assert getattr(row, key) == pytest.approx(test[key], rel=1e-12), (run, key)
+    # and that run's mean residual is its saved model's on the test split, recomputed here
     run = root / "s" / "file" / "fraction1-seed0"
-    assert (run / "fig_regions.png").is_file()  # 20 source counts: the error per count and region
+    model, config = load_model(run)
+    arrays = load_arrays(config)
+    test = arrays.split["test"]
+    with torch.no_grad():
+        prediction = model.eval()(torch.as_tensor(arrays.inputs[test])).double().numpy()
+    mean_res = np.abs(prediction - arrays.fields[test]).mean()
+    assert table[table.run_dir == str(run)].mean_res.item() == pytest.approx(mean_res, rel=1e-5)
+    assert_figure(root / "s" / "train_size.png")
+    assert_figure(run / "fig_regions.png")  # 20 source counts: the error per count and region
     metrics = json.loads((run / "metrics.json").read_text())
     assert [row["n_sources"] for row in metrics["test"]["regions"]] == list(range(1, 21))
 
@@ -73,7 +99,7 @@ def test_a_finished_study_is_read_back_not_retrained(study):
     results = sorted((root / "s").glob("*/*/result.json"))
     stamps = [p.stat().st_mtime_ns for p in results]
     before = pd.read_csv(root / "s" / "train_size.csv")
-    again = pydiff(*args, timeout=600)
+    again = pydiff(*args)
     assert again.returncode == 0, again.stderr
     assert [p.stat().st_mtime_ns for p in results] == stamps
     pd.testing.assert_frame_equal(pd.read_csv(root / "s" / "train_size.csv"), before)

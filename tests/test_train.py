@@ -18,6 +18,7 @@ from pydiff.errors import ConfigError, DataFileError
 from pydiff.problem import Problem
 from pydiff.training.checkpoint import load_model, read_config, read_model_file
 from pydiff.training.config import config_for
+from pydiff.training.data import load_arrays
 from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
@@ -43,16 +44,29 @@ def test_split_is_seeded_disjoint_and_complete():
 
 
 def test_smoke_training_lowers_the_held_out_loss(data, tmp_path):
-    result = train(smoke(data, epochs=6, lr=3e-3), tmp_path / "run", progress=False)
+    # No BatchNorm recalibration at the end: the saved weights are then exactly the best epoch's.
+    config = smoke(data, epochs=6, lr=3e-3, recalibrate_bn=False)
+    result = train(config, tmp_path / "run", progress=False)
     losses = [row["val_loss"] for row in result.history]
     assert min(losses[1:]) < losses[0]
-    for name in ("config.json", "model.safetensors", "last.pt", "log.csv"):
-        assert (tmp_path / "run" / name).is_file()
     with open(tmp_path / "run" / "log.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and set(rows[0]) >= {"epoch", "train_loss", "val_loss", "rolled_back"}
-    model, config = load_model(tmp_path / "run")
-    assert config.model == 9 and isinstance(model, torch.nn.Module)
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    assert [float(r["val_loss"]) for r in rows] == pytest.approx(losses, rel=1e-12)
+    # the best epoch is the lowest held-out loss of an epoch that was not rolled back
+    kept = [(float(r["val_loss"]), int(r["epoch"])) for r in rows if r["rolled_back"] == "False"]
+    assert (result.best_val_loss, result.best_epoch) == min(kept)
+    model, saved = load_model(tmp_path / "run")
+    assert saved == config
+    # The saved model is that epoch's: its loss on the validation samples, Eq. 2 computed here
+    # (model 9: w = 100, MAE), is the loss it was selected by.
+    arrays = load_arrays(config)
+    val = arrays.split["val"]
+    x, y = torch.as_tensor(arrays.inputs[val]), torch.as_tensor(arrays.fields[val]).double()
+    with torch.no_grad():
+        prediction = model.eval()(x).double()
+    eq2 = (torch.exp(-(1 - y) / 100) * (prediction - y).abs()).mean().item()
+    assert eq2 == pytest.approx(result.best_val_loss, rel=1e-5)
 
 
 class Interrupt(KeyboardInterrupt):

@@ -1,5 +1,7 @@
 """Label-free error estimates and predictions for users' own images."""
 
+import dataclasses
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from pydiff.training.config import config_for
 from pydiff.training.run import train
 
 from .cli import assert_clean_failure, pydiff
+from .pictures import assert_figure
 
 
 def test_mc_dropout_has_zero_spread_without_dropout_and_some_with_it():
@@ -59,11 +62,12 @@ def test_trust_scores_every_method(run):
     assert table.method.tolist() == methods + ["exact"]
     assert table.samples.tolist() == [24] * 7
     assert (table.ms_per_sample > 0).all() and table.solver.iloc[-1] == "spectral"
-    assert (run / "run" / "trust.png").is_file() and (run / "run" / "inverse" / "model.safetensors").is_file()
-    assert all((run / "run" / "ensemble" / f"member-{k}" / "model.safetensors").is_file() for k in (0, 1))
+    assert_figure(run / "run" / "trust.png")
     table = table.iloc[:-1]
     scores = pd.read_csv(run / "run" / "trust_scores.csv")
     assert len(scores) == 24 and scores["sample"].is_unique
+    for row in table.itertuples():  # each method's mean score is the mean of its samples' scores
+        assert row.mean_score == pytest.approx(scores[row.method].mean(), rel=1e-9)
     # Computed here without pydiff's scoring: the true errors of the test samples, the physics
     # score (a hand-written five-point residual with the source factor fitted by least squares),
     # and the flag of the worst 5 % (one sample of 24: the highest score hits when it is the worst).
@@ -90,12 +94,30 @@ def test_trust_scores_every_method(run):
         assert row.precision_worst5 == row.recall_worst5 == hit
         hit = float(scores[f"{row.method}_max"].idxmax() == scores.max_res.idxmax())
         assert row.precision_worst5_max == row.recall_worst5_max == hit
-    _, inverse = load_model(run / "run" / "inverse")
+    # The networks the scores came from, read back from their run directories: the inverse
+    # network maps the prediction back to sources, scored by their distance to the true image;
+    # each ensemble member (the run's options, seeds 1 and 2, the same split) predicts again, and
+    # the score is the root-mean-square distance of the run's prediction to theirs.
+    inverse_model, inverse = load_model(run / "run" / "inverse")
     assert inverse.inverse and inverse.network == "encdec"
+    sources = predict(inverse_model, prediction[:, None].astype(np.float32))[:, 0].astype(np.float64)
+    np.testing.assert_allclose(scores.inverse, np.abs(sources - x).mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(scores.inverse_max, np.abs(sources - x).max(axis=(1, 2)), rtol=1e-5)
+    squares = []
+    for k in (0, 1):
+        member, member_config = load_model(run / "run" / "ensemble" / f"member-{k}")
+        assert member_config.seed == config.seed + 1 + k and member_config.split_seed == config.seed
+        assert member_config.epochs == 1  # --ensemble-epochs 1; the rest is the run's configuration
+        assert dataclasses.replace(member_config, seed=config.seed, split_seed=None, epochs=config.epochs,
+                                   device=config.device) == config
+        squares.append((prediction - predict(member, x[:, None])[:, 0].astype(np.float64)) ** 2)
+    distance = np.sqrt(np.mean(squares, axis=0))
+    np.testing.assert_allclose(scores.ensemble, distance.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(scores.ensemble_max, distance.max(axis=(1, 2)), rtol=1e-5)
 
 
 def test_trust_reuses_the_inverse_network_and_refuses_other_epochs(run):
-    result = pydiff("trust", run / "run", "--method", "inverse", timeout=600)  # trains (1 epoch) or reuses it
+    result = pydiff("trust", run / "run", "--method", "inverse")  # trains (1 epoch) or reuses it
     assert result.returncode == 0, result.stderr
     trained = load_model(run / "run" / "inverse")[1].epochs
     before = (run / "run" / "inverse" / "model.safetensors").stat().st_mtime_ns

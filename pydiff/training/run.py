@@ -110,6 +110,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     run_dir = Path(run_dir)
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)
+    distributed.barrier(ctx)  # every rank has looked at the run directory before rank 0 writes into it
     saved = checkpoint.load_checkpoint(run_dir, ctx.device) if from_checkpoint else None
     if saved is not None and saved["resume_epoch"] + 1 > config.epochs:
         raise ConfigError(f"{run_dir} has trained {saved['resume_epoch'] + 1} epochs already; "
