@@ -122,6 +122,10 @@ def training_options(command):
                      "rel-L2 (relative L2 per sample, the FNO paper's); "
                      "default: the Table 2 row's or the preset's."),
         click.option("--loss-delta", type=float, help="Threshold of the Huber losses, in field units (default 0.1)."),
+        click.option("--loss-w2", type=float, help="Step height of the tanh losses: how much more a pixel with a field "
+                     "weighs than the empty background (default 2000, the 2024 code's)."),
+        click.option("--fno-modes", type=click.IntRange(min=1),
+                     help="Fourier modes per axis of the FNO (default 16; darcy85: 12, the FNO paper's)."),
         click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
         click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
