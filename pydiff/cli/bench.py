@@ -176,14 +176,20 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, network_
 
     from ..errors import ConfigError, DataFileError
     from ..evaluation.timing import bench_varied as run
-    from ..evaluation.timing import machine, median_max_error
+    from ..evaluation.timing import machine, median_max_error, samples_made
     from ..training.checkpoint import read_config, read_result
     from .options import parse_list
 
     problem = make_problem(**problem_values)
+    if problem.setup == "darcy":
+        raise ConfigError("bench varied measures the lattice problems; Darcy flow's networks are compared with "
+                          "pydiff compare --preset darcy85")
     if problem.diffusivity == "constant":
         raise ConfigError("give a varied problem (--diffusivity inclusions or lognormal): with constant D the "
                           "spectral solver is exact and faster than any network (pydiff bench)")
+    sizes = parse_list(lattices, int, "--lattices")
+    if not sizes or min(sizes) < 3:
+        raise ConfigError(f"--lattices takes lattices of at least 3 cells, comma-separated, got {lattices!r}")
     if network_error is not None and not network_error > 0:
         raise ConfigError(f"--network-error must be positive, got {network_error}")
     M, E, config = 10000, 3600.0, None
@@ -192,10 +198,10 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, network_
         if result is None:
             raise DataFileError(f"{run_dir}: the run is not finished (no result.json)")
         config = read_config(run_dir)
-        M, E = config.n_samples or result["n_train"], result["seconds"]
+        M, E = samples_made(config, result), result["seconds"]
         if network_error is None:
             network_error = median_max_error(run_dir)
-    rows = run(problem, parse_list(lattices, int, "--lattices"), tuple(b.strip() for b in backends.split(",")),
+    rows = run(problem, sizes, tuple(b.strip() for b in backends.split(",")),
                tuple(n.strip() for n in networks.split(",")), width, samples, M=M, E=E, network_error=network_error,
                config=config)
     error = "" if network_error is None else f"; the network's median max error {network_error:.3g}"

@@ -45,7 +45,7 @@ from ..datasets.hdf5 import inspect, load
 from ..errors import ConfigError, DataFileError, NotConverged
 from ..problem import Problem
 from ..problem.parameters import equation_differences
-from ..problem.residual import stationary_residual
+from ..problem.residual import require_normalised, stationary_residual
 from ..problem.walls import for_each_wall
 from ..solvers import exact_timing, normalise
 from ..solvers.fastest import exact_fields
@@ -218,6 +218,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     if trained is None:  # a pydiff 0.1 run: its data file says
         f, _, trained = inspect(config.data)
         f.close()
+    require_normalised(trained)
     samples = held_out(config, trained, data)
     order = np.random.default_rng([config.seed, HALVES]).permutation(len(samples.x))
     n_calibration = (len(order) + 1) // 2

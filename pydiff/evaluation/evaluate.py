@@ -8,9 +8,12 @@ import torch
 
 from ..datasets.hdf5 import load
 from ..device import memory_budget, pick_device
-from ..errors import DataFileError
+from ..errors import ConfigError, DataFileError
+from ..problem.parameters import equation_differences
+from ..problem.residual import require_normalised
 from ..registry import LATTICE
-from ..training.checkpoint import load_model
+from ..training.checkpoint import load_model, model_problem
+from ..training.config import channel_layout
 from ..training.data import load_arrays, network_inputs
 from .metrics import FieldMetrics, RegionErrors
 from .predict import predict
@@ -50,6 +53,14 @@ def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str | torch.d
     device = pick_device(device)
     model, config = load_model(run_dir, "best", device)
     with load(data_path, lazy=True) as data:
+        trained = model_problem(run_dir)
+        if trained is not None:
+            changed = equation_differences(trained, data.problem, *channel_layout(config.in_channels))
+            if changed:
+                raise ConfigError(f"{data_path} poses another equation than {run_dir} was trained on: "
+                                  f"{', '.join(changed)}; a network answers only its own")
+        if refine:
+            require_normalised(data.problem, "evaluate it without --refine")
         if config.network == "surrogate" and data.problem.lattice != LATTICE:
             raise DataFileError(f"{data_path}: lattice {data.problem.lattice}, but the networks of Table 1 need "
                                 f"{LATTICE}x{LATTICE} images")

@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
 from ..problem.parameters import BOUNDARIES, differences, equation_differences
-from ..problem.residual import stationary_residual
+from ..problem.residual import require_normalised, stationary_residual
 from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
 from ..training.config import channel_layout
@@ -208,6 +208,8 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
                           "be those of D = " + f"{problem.D:g}: drop --diffusivity, or use a network of the varied family")
     if images.shape[-1] != problem.lattice and config.network == "surrogate":
         raise DataFileError(f"{inputs_path}: lattice {images.shape[-1]}, but this run's network needs {problem.lattice}")
+    if max_error is not None:
+        require_normalised(problem, "predict without --max-error")
     calibration = None if max_error is None else read_calibration(run_dir, calibration_path, named)
     if calibration is not None:
         if given is None or diffusivity_path is not None:  # a family that cannot be checked: no guarantee

@@ -124,6 +124,9 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
         fno_version = neuraloperator_version()  # fails here, before any work, when it is missing
     problem_values = preset_problem(preset_name)
     problem = Problem.for_setup(**problem_values)
+    if "surrogate" in models and problem.lattice != LATTICE:
+        raise ConfigError(f"the 2021 surrogate takes {LATTICE}x{LATTICE} images (Table 1's shapes); preset "
+                          f"{preset_name} is {problem.lattice}x{problem.lattice}: leave it out of --models")
     # The 2021 presets' loss, split and optimiser are Table 2 model 9's; the 2024 ones their own.
     base = config_for(None if problem_values else 9, preset_name, seed=seed, **overrides)
     ctx = distributed.setup(base.device)
@@ -172,7 +175,7 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     atomic.write_text(format_compare(table) + "\n", runs_dir / TABLE)
     meta = {"preset": preset_name, "budget": f"{budget_minutes} minutes per model (epochs from measured speed)"
             if budget_minutes is not None else f"{base.epochs} epochs per model",
-            "lattice": problem.lattice, "transfer_lattice": 2 * problem.lattice, "seed": seed,
+            "lattice": problem.lattice, "transfer_lattice": finer.lattice, "seed": seed,
             "torch": torch.__version__, "neuraloperator": fno_version if "fno" in models else None,
             "device": str(pick_device(base.device)), "machine": platform.processor() or platform.machine()}
     atomic.write_text(json.dumps(meta, indent=2), runs_dir / META)

@@ -52,7 +52,7 @@ from ..evaluation.error_model import (
 )
 from ..evaluation.figures import plot_trust
 from ..evaluation.predict import predict, predict_mc_dropout
-from ..problem.residual import stationary_residual
+from ..problem.residual import require_normalised, stationary_residual
 from ..solvers import exact_timing
 from ..training import checkpoint, distributed
 from ..training.config import TrainConfig, config_for
@@ -65,6 +65,7 @@ DEFAULT_METHODS = ("mc-dropout", "physics", "inverse", "a-posteriori")
 CSV, SCORES, FIGURE, INVERSE_DIR, ENSEMBLE_DIR = "trust.csv", "trust_scores.csv", "trust.png", "inverse", "ensemble"
 WORST = 0.05
 EXACT_TIMING_SAMPLES = 32  # the exact solver's time per sample is measured on this many test samples
+MIN_TEST = 20  # test samples below which a ranking (Spearman, the worst 5 %) means nothing
 def flag_quality(score: np.ndarray, error: np.ndarray, share: float = WORST) -> tuple[float, float]:
     """Precision and recall of flagging the ``share`` highest scores as the ``share`` worst errors."""
     k = max(1, int(round(share * len(error))))
@@ -261,9 +262,11 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str | tor
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
     arrays = load_arrays(config, memory_budget(torch.device("cpu")))
+    require_normalised(arrays.problem)
     test = arrays.split["test"]
-    if len(test) < 20:
-        raise ConfigError(f"{run_dir}: {len(test)} test samples are too few to rank")
+    if len(test) < MIN_TEST:
+        raise ConfigError(f"{run_dir}: {len(test)} test samples are too few to rank (at least {MIN_TEST}); train on "
+                          "more samples or a larger test share (--split)")
     x, y = arrays.inputs[test], arrays.fields[test]
     case = _Case(run_dir, model, config, arrays, device, test, x, None, np.empty(0), progress)
     case.maps = case.maps_of(test)  # the residual needs the maps themselves, not the network's channel

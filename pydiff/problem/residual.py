@@ -39,6 +39,16 @@ def five_point_laplacian(fields: np.ndarray) -> np.ndarray:
     return padded[..., 2:, 1:-1] + padded[..., :-2, 1:-1] + padded[..., 1:-1, 2:] + padded[..., 1:-1, :-2] - 4 * y
 
 
+def require_normalised(problem: Problem, instead: str = "measure such a run with pydiff evaluate") -> None:
+    """:class:`ConfigError` for a problem whose fields are not normalised (Darcy flow): the
+    residual, the a-posteriori estimate, the bound, refined answers and the physics loss are
+    built for fields of peak 1 solved where they are stored.  ``instead``: what the user can do."""
+    if not problem.normalised:
+        raise ConfigError("Darcy flow's fields are u itself, kept every r-th cell of a finer lattice: the residual, "
+                          "the a-posteriori estimate, the bound and the physics loss are built for normalised fields "
+                          f"solved where they are stored; {instead}")
+
+
 def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Problem,
                         diffusivity: np.ndarray | None = None, walls=None) -> tuple[np.ndarray, np.ndarray]:
     """The residual maps ``div(D grad y) - gamma y + c img`` of predicted fields and the fitted ``c``.
@@ -54,10 +64,7 @@ def stationary_residual(prediction: np.ndarray, image: np.ndarray, problem: Prob
         ``(residual, c)``: (n, L, L) float64 maps and the (n,) least-squares source factors (0 for
         clamped sources, whose held cells have residual 0).
     """
-    if not problem.normalised:
-        raise ConfigError("Darcy flow's fields are u itself, kept every r-th cell of a finer lattice: the residual, "
-                          "the a-posteriori estimate, the bound and the physics loss are built for normalised fields "
-                          "solved where they are stored; measure such a run with pydiff evaluate")
+    require_normalised(problem)
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(image, dtype=np.float64).reshape(-1, L, L)

@@ -21,6 +21,7 @@ from ..datasets.batches import OnlineSamples, PartlyLabelled, StreamedSamples, T
 from ..device import fast_paths, memory_budget
 from ..errors import ConfigError
 from ..nn.build import build_model
+from ..nn.physics import PhysicsLoss
 from . import checkpoint, distributed
 from .config import TrainConfig, describe_differences, resumable
 from .data import load_arrays
@@ -95,6 +96,17 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> bool:
     return (run_dir / checkpoint.LAST).is_file()
 
 
+def check_trainable(config: TrainConfig, problem) -> None:
+    """:class:`ConfigError` for what ``problem``'s data cannot give ``config``, before a run
+    directory is written: online samples and the physics loss need fields solved where they are
+    stored and normalised to peak 1 (not Darcy flow's)."""
+    if config.physics_weight > 0:
+        PhysicsLoss(problem)  # refuses what it cannot measure
+    if config.training_data == "online" and not problem.normalised:
+        raise ConfigError("online samples of Darcy flow are not built (its fields are solved on a finer lattice): "
+                          "train on the data file, without --training-data online")
+
+
 def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | Callable = True) -> TrainResult:
     """Train ``config`` into ``run_dir`` (created); ``resume`` continues from its last.pt.
 
@@ -117,6 +129,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
                           f"ask for at least as many, not {config.epochs}")
     arrays = load_arrays(config, memory_budget(ctx.device) if config.stream == "auto" else
                          {"always": 0, "never": math.inf}[config.stream])
+    check_trainable(config, arrays.problem)
     if ctx.is_main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
