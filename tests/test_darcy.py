@@ -94,6 +94,7 @@ def test_solving_on_the_stored_lattice_directly_and_the_published_variant(tmp_pa
     (dict(lattice=32), "lattices 85, 141, 211 or 421"),
     (dict(lattice=11, solve_lattice=41, boundary="neumann"), "dirichlet walls"),
     (dict(lattice=11, solve_lattice=41, diffusivity="inclusions"), "darcy diffusivity"),
+    (dict(lattice=11, solve_lattice=41, gamma=0.1), "no decay"),  # a decay in lattice units, not the square's
 ])
 def test_impossible_darcy_problems_are_refused(values, match):
     with pytest.raises(ConfigError, match=match):

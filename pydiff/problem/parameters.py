@@ -212,10 +212,10 @@ class Problem:
         if self.setup == "darcy":
             wrong = [f"{name} {getattr(self, name)!r}" for name, value in
                      (("diffusivity", "darcy"), ("boundary", "dirichlet"), ("target", "stationary"),
-                      ("source_model", "production"), ("sources", "disks")) if getattr(self, name) != value]
+                      ("source_model", "production"), ("sources", "disks"), ("gamma", 0.0)) if getattr(self, name) != value]
             if wrong:
-                raise ConfigError(f"Darcy flow is posed with darcy diffusivity, dirichlet walls and the stationary "
-                                  f"target; got {', '.join(wrong)}")
+                raise ConfigError(f"Darcy flow is posed with darcy diffusivity, dirichlet walls, the stationary "
+                                  f"target and no decay (gamma 0); got {', '.join(wrong)}")
         elif self.diffusivity == "darcy" or self.fine_lattice != self.lattice:
             raise ConfigError("the darcy diffusivity and a solve lattice of its own belong to --setup darcy")
         if self.boundary != "dirichlet" and self.gamma == 0:
