@@ -143,3 +143,16 @@ def test_what_needs_normalised_fields_refuses_darcy_flow_in_one_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "relative L2" in pydiff("evaluate", tmp_path / "run").stdout
     assert_clean_failure(pydiff("calibrate", tmp_path / "run", "--alpha", 0.5), 2, "Darcy flow's fields are u itself")
+
+
+def test_the_darcy85_fno_keeps_the_fno_papers_modes():
+    # The paper's 12 modes: frequencies -12..11 by 0..11 per layer (its weights1 and weights2);
+    # neuraloperator counts both signs, so n_modes 24 (12 kept a quarter of them)
+    pytest.importorskip("neuralop")
+    from pydiff.nn.build import build_model
+    from pydiff.training.config import config_for
+
+    model = build_model(config_for(None, "darcy85", in_channels=2)).network
+    weight = model.fno_blocks.convs[0].weight
+    shape = tuple((weight.tensor if hasattr(weight, "tensor") else weight).shape)
+    assert shape == (32, 32, 24, 13)

@@ -125,7 +125,8 @@ def training_options(command):
         click.option("--loss-w2", type=float, help="Step height of the tanh losses: how much more a pixel with a field "
                      "weighs than the empty background (default 2000, the 2024 code's)."),
         click.option("--fno-modes", type=click.IntRange(min=1),
-                     help="Fourier modes per axis of the FNO (default 16; darcy85: 12, the FNO paper's)."),
+                     help="Fourier modes per axis of the FNO, both signs counted as neuraloperator counts them "
+                     "(default 16; darcy85: 24, the FNO paper's 12)."),
         click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
         click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
         click.option("--epochs", type=int, help="Epochs (paper: 800)."),
