@@ -2,13 +2,14 @@
 
     benchmarks/device-check.sh [OUT.json]          # on a machine with a CUDA GPU
 
-1. ``pydiff bench train --preset paper`` (model 9, width 1, batch 25), eager and with
-   ``--compile reduce-overhead`` (CUDA graphs), with the paper preset's projected hours;
+1. ``pydiff bench train --preset paper`` (model 9, width 1, batch 25), eager in bf16 and fp32
+   and with ``--compile reduce-overhead`` (CUDA graphs), with the paper preset's projected hours;
 2. the 2024 encoder-decoder at 512^2 (``paper2024``, batch 50), eager, on the file and on fresh
    online samples (the share of a step spent making them);
 3. inference per sample at batch 1 and 256: model 9 (width 1, 100^2), the encoder-decoder at
    512^2 (width 1 and 1/8);
-4. the cost of one fresh exact sample at 512^2 on the GPU (1-20 sources);
+4. the cost of one fresh exact sample at 512^2 on the GPU (1-20 sources), and torch-mg's batched
+   solve of the varied family there (seconds per sample, iterations, equal to the CPU's);
 5. a short real paper-preset run: ``pydiff reproduce --model 9 --preset paper --epochs E``, its
    seconds per epoch and Table 2 row (after E of the paper's 800 epochs);
 6. NCCL: two ranks of ``torchrun`` against one process, when the machine has two GPUs.
@@ -62,6 +63,32 @@ def online_sample_cost(lattice: int, n: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / n
 
 
+def multigrid_on_device(lattice: int, n: int, device: torch.device) -> dict:
+    """torch-mg on ``device``: seconds per sample of a batch of ``n`` varied samples, its
+    iterations, and its largest difference from the same solve on the CPU (normalised fields)."""
+    from pydiff.problem import sample_sources, source_images
+    from pydiff.problem.diffusivity import diffusivity_maps
+    from pydiff.solvers import make_solver, normalise
+
+    problem = Problem(lattice=lattice, radius=max(1, lattice // 100), n_sources=20, min_sources=1, setup="paper2024",
+                      diffusivity="inclusions")
+    images = source_images(problem, sample_sources(problem, n, 0))
+    maps = diffusivity_maps(problem, range(n), 0)
+    with make_solver("torch-mg", problem, device=str(device)) as solver:
+        solver(images[:1], maps[:1])  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        here = solver(images, maps)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds, iterations = (time.perf_counter() - start) / n, solver.iterations
+    with make_solver("torch-mg", problem, device="cpu") as solver:
+        cpu = solver(images, maps)
+    return {"seconds_per_sample": seconds, "iterations": iterations,
+            "max_difference_from_cpu": float(abs(normalise(here)[0] - normalise(cpu)[0]).max())}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", default="device-check.json", help="JSON file to write")
@@ -86,6 +113,8 @@ def main(argv=None) -> int:
     paper = config_for(9, "paper", width=width, device=str(device), n_samples=40 if smoke else None)
     figures["paper_train_eager"] = train_speed(paper, steps)
     log("paper preset, eager", figures["paper_train_eager"])
+    figures["paper_train_fp32"] = train_speed(dataclasses.replace(paper, amp=False), steps)  # bf16 is the default
+    log("paper preset, eager, fp32 (--no-amp)", figures["paper_train_fp32"])
     if not smoke:  # CUDA graphs: CUDA only
         graphs = dataclasses.replace(paper, compile="reduce-overhead")
         figures["paper_train_reduce_overhead"] = train_speed(graphs, steps)
@@ -111,6 +140,10 @@ def main(argv=None) -> int:
 
     figures["online_sample_seconds"] = online_sample_cost(lattice_2024, 4 if smoke else 200, device)
     log(f"one fresh exact sample at {lattice_2024}^2 (s)", figures["online_sample_seconds"])
+
+    figures["torch_mg"] = multigrid_on_device(lattice_2024, 2 if smoke else 16, device)
+    log(f"torch-mg at {lattice_2024}^2, inclusions of contrast 10 (s per sample, iterations, max |device - cpu|)",
+        figures["torch_mg"])
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

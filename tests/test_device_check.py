@@ -32,6 +32,8 @@ def test_every_step_of_the_check_runs_on_tiny_sizes(tmp_path):
     assert check.main(["--cpu-smoke", "--epochs", "1", str(tmp_path / "figures.json")]) == 0
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["paper_train_eager"]["samples_per_second"] > 0
+    assert figures["paper_train_fp32"]["samples_per_second"] > 0 and figures["paper_train_fp32"]["amp"] is False
+    assert figures["torch_mg"]["iterations"] > 0 and figures["torch_mg"]["max_difference_from_cpu"] < 1e-6
     assert 0 < figures["paper2024_train_online"]["online_share_of_step"] < 1
     assert {(r["network"], r["batch_size"]) for r in figures["inference_ms_per_sample"]} == {
         ("surrogate", 1), ("surrogate", 4), ("encdec", 1), ("encdec", 4)}
