@@ -104,3 +104,20 @@ def test_the_guaranteed_bound_holds_for_every_sample_and_tightens_with_correctio
     refined = implied_fields(prediction, images, problem, maps, 4, preconditioner="multigrid")
     assert guaranteed_max_errors(refined, images, problem, maps).max() < 0.1 < guaranteed_max_errors(
         prediction, images, problem, maps).min()
+
+
+@pytest.mark.parametrize("boundary", ["dirichlet", "neumann", "periodic"])
+def test_the_residual_on_the_device_is_the_numpy_one(boundary):
+    import torch
+
+    from pydiff.evaluation.aposteriori import torch_residual
+    from pydiff.problem.residual import stationary_residual
+
+    problem = Problem(lattice=20, radius=2, n_sources=3, min_sources=1, setup="paper2024", diffusivity="inclusions",
+                      boundary=boundary)
+    images, maps, fields = exact(problem, 3, 8, "direct")
+    prediction = damaged(fields, 9).astype(np.float64)
+    expected, _ = stationary_residual(prediction, images, problem, maps)
+    got = torch_residual(*(torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (prediction, images)), problem,
+                         torch.as_tensor(maps))
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)

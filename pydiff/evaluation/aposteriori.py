@@ -30,7 +30,7 @@ from ..problem import Problem
 from ..problem.operator import stationary_operator
 from ..problem.residual import stationary_residual
 from ..problem.walls import for_each_wall
-from ..solvers.torch_cg import TorchCGSolver
+from ..solvers.torch_cg import TorchCGSolver, TorchOperator
 
 ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the preconditioner's answer alone)
 # The preconditioner of those steps: "spectral", the constant-D inverse (exact where D is constant:
@@ -83,14 +83,24 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     out = np.empty(y.shape, dtype=np.float32)
     for start in range(0, len(y), batch_size):
         part = slice(start, start + batch_size)
-        residual, _ = stationary_residual(y[part], img[part], problem, None if maps is None else maps[part])
-        correction = solver.approximate(torch.from_numpy(residual),
-                                        None if maps is None else torch.from_numpy(maps[part]), iterations)
-        w = y[part] + correction.cpu().numpy()
-        flat = w.reshape(len(w), -1)
-        peak = flat[np.arange(len(w)), np.abs(flat).argmax(axis=1)]
-        out[part] = w / np.where(peak != 0, peak, 1.0)[:, None, None]
+        y_t, img_t = (torch.from_numpy(a[part]).to(solver.device) for a in (y, img))
+        D = None if maps is None else torch.from_numpy(maps[part]).to(solver.device)
+        w = y_t + solver.approximate(torch_residual(y_t, img_t, problem, D), D, iterations)
+        flat = w.flatten(1)
+        peak = flat.gather(1, flat.abs().argmax(dim=1, keepdim=True))[:, 0]
+        out[part] = (w / torch.where(peak != 0, peak, torch.ones_like(peak))[:, None, None]).cpu().numpy()
     return out
+
+
+def torch_residual(y: torch.Tensor, images: torch.Tensor, problem: Problem, D: torch.Tensor | None) -> torch.Tensor:
+    """(b, L, L) ``c img - A y`` with the least-squares ``c``, on the tensors' device: what
+    :func:`~pydiff.problem.residual.stationary_residual` gives (production sources, one wall
+    condition), without leaving the device (at 512^2 on a CPU, 30 ms per sample in numpy)."""
+    A = TorchOperator(torch.full_like(y, problem.D) if D is None else D, problem.gamma, problem.boundary)
+    Ay = A(y)
+    power = (images * images).sum(dim=(1, 2))
+    c = (Ay * images).sum(dim=(1, 2)) / torch.where(power > 0, power, torch.ones_like(power))
+    return c[:, None, None] * images - Ay
 
 
 def error_estimate(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
