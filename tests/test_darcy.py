@@ -137,6 +137,10 @@ def test_what_needs_normalised_fields_refuses_darcy_flow_in_one_line(tmp_path):
         stationary_residual(np.ones((1, 11, 11)), np.ones((1, 11, 11)), problem, np.full((1, 11, 11), 3.0))
     with pytest.raises(ConfigError, match="without --physics-weight"):
         PhysicsLoss(problem)
+    from pydiff.evaluation.aposteriori import implied_fields
+
+    with pytest.raises(ConfigError, match="Darcy flow's fields are u itself"):  # the estimate, called directly
+        implied_fields(np.ones((1, 11, 11)), np.ones((1, 11, 11)), problem, np.full((1, 11, 11), 3.0), 1)
     data = generate(tmp_path / "d.h5", 30, problem, seed=0, progress=False)
     result = pydiff("train", "--preset", "darcy85", "--data", data, "--out", tmp_path / "run", "--epochs", 1,
                     "--network", "encdec", "--width", 1 / 32)

@@ -28,7 +28,7 @@ import torch
 from ..errors import ConfigError
 from ..problem import Problem
 from ..problem.operator import stationary_operator
-from ..problem.residual import stationary_residual
+from ..problem.residual import require_normalised, stationary_residual
 from ..problem.walls import for_each_wall
 from ..solvers.torch_cg import TorchCGSolver, TorchOperator
 
@@ -72,6 +72,7 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     if problem.source_model != "production":
         raise ConfigError("the a-posteriori estimate needs the production source model (clamped sources "
                           "hold cells at fixed values: no error equation on the whole lattice)")
+    require_normalised(problem)
     L = problem.lattice
     y = np.asarray(prediction, dtype=np.float64).reshape(-1, L, L)
     img = np.asarray(images, dtype=np.float64).reshape(-1, L, L)
