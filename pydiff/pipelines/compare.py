@@ -59,7 +59,7 @@ def finer_problem(problem: Problem) -> Problem:
     """The same physical problem on a lattice twice as fine: L, the radius, the diffusion length
     (sqrt(D / gamma), in cells) and the lognormal field's correlation length doubled (inclusion
     radii are fractions of L already).  Darcy flow lives on the unit square already: the next
-    finer lattice its solve lattice keeps (85 -> 141 -> 211 -> 421)."""
+    finer lattice its solve lattice keeps (85 -> 106 -> 141 -> 211 -> 421)."""
     if problem.setup == "darcy":
         finer = [L for L in range(problem.lattice + 1, problem.solve_lattice + 1)
                  if (problem.solve_lattice - 1) % (L - 1) == 0]
