@@ -38,12 +38,23 @@ ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the precond
 PRECONDITIONERS = ("spectral", "multigrid")
 
 
+def check_preconditioner(preconditioner: str) -> str:
+    """``preconditioner`` if it is one of :data:`PRECONDITIONERS`; :class:`ConfigError` otherwise."""
+    if preconditioner not in PRECONDITIONERS:
+        raise ConfigError(f"unknown preconditioner {preconditioner!r}; choose one of {', '.join(PRECONDITIONERS)}")
+    return preconditioner
+
+
+def correction_preconditioner(problem: Problem) -> str:
+    """The preconditioner of correction steps that must converge fast (refined answers, the
+    guaranteed bound): the constant-D inverse where it is exact, a V-cycle where D varies."""
+    return "spectral" if problem.diffusivity == "constant" else "multigrid"
+
+
 def error_solver(problem: Problem, preconditioner: str = "spectral", device: str = "cpu"):
     """The solver whose ``approximate`` solves the error equation: torch-cg (the constant-D
     inverse as preconditioner) or torch-mg (a V-cycle)."""
-    if preconditioner not in PRECONDITIONERS:
-        raise ConfigError(f"unknown preconditioner {preconditioner!r}; choose one of {', '.join(PRECONDITIONERS)}")
-    if preconditioner == "multigrid":
+    if check_preconditioner(preconditioner) == "multigrid":
         from ..solvers.torch_mg import TorchMGSolver
 
         return TorchMGSolver(problem, device=device)
@@ -128,19 +139,24 @@ def smallest_eigenvalue_bound(problem: Problem, diffusivity: np.ndarray | None, 
     return problem.gamma + d_min * mu
 
 
-def inverse_row_sums(problem: Problem, diffusivity: np.ndarray | None, n: int, device: str = "cpu") -> np.ndarray:
-    """(n,) upper bounds of ``|A^-1|_inf``, each sample's largest row sum of ``A^-1``.
+def inverse_row_sums(problem: Problem, diffusivity: np.ndarray | None, n: int, device: str = "cpu",
+                     walls=None) -> np.ndarray:
+    """(n,) upper bounds of ``|A^-1|_inf``, each sample's largest row sum of ``A^-1``
+    (``walls``: each sample's, where the problem mixes them).
 
     ``A`` is an M-matrix (non-positive couplings, a diagonal that dominates them by ``gamma``
     and the wall terms), so ``A^-1 >= 0`` entry by entry.  For any ``v`` with ``A v >= m 1``,
     ``m > 0``: ``A^-1 1 <= v / m``, so ``|A^-1|_inf <= max v / m``.  ``v`` is two correction steps
     towards ``A^-1 1`` (any ``v`` would do; a close one makes the bound tight), and ``A v`` is
-    checked, not assumed.  Where ``m <= 0`` (never seen) the bound is infinite."""
+    checked, not assumed.  Where ``m <= 0`` (never seen) the bound is infinite.  It depends on
+    the maps alone: one computation serves every answer to the same samples."""
+    if problem.boundary == "mixed":
+        return for_each_wall(problem, walls, lambda one, index, maps_part:
+                             inverse_row_sums(one, maps_part, len(index), device), np.arange(n), diffusivity)
     L = problem.lattice
     ones = torch.ones((n, L, L), dtype=torch.float64)
     maps = None if diffusivity is None else torch.as_tensor(np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L))
-    preconditioner = "spectral" if problem.diffusivity == "constant" else "multigrid"
-    v = error_solver(problem, preconditioner, device).approximate(ones, maps, 2).cpu().numpy()
+    v = error_solver(problem, correction_preconditioner(problem), device).approximate(ones, maps, 2).cpu().numpy()
     D = problem.D if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L)
     m = stationary_operator(v, D, problem.gamma, problem.boundary).reshape(n, -1).min(axis=1)
     with np.errstate(divide="ignore"):
@@ -148,7 +164,8 @@ def inverse_row_sums(problem: Problem, diffusivity: np.ndarray | None, n: int, d
 
 
 def guaranteed_max_errors(answers: np.ndarray, images: np.ndarray, problem: Problem,
-                          diffusivity: np.ndarray | None = None, walls=None, device: str = "cpu") -> np.ndarray:
+                          diffusivity: np.ndarray | None = None, walls=None, device: str = "cpu",
+                          row_sums: np.ndarray | None = None) -> np.ndarray:
     """(n,) a deterministic bound on each normalised answer's max error, from its residual alone.
 
     With ``c`` the fitted source factor and ``r = c img - A y_hat`` the residual
@@ -162,17 +179,20 @@ def guaranteed_max_errors(answers: np.ndarray, images: np.ndarray, problem: Prob
     (infinite where ``max y_hat <= E`` or ``c <= 0``).  No statistics: it holds for every sample,
     of any family.  Loose for a network's raw prediction (its residual is large where ``A``
     amplifies high frequencies), tight after a few correction steps (:func:`implied_fields`).
+    ``row_sums``: :func:`inverse_row_sums` of these samples, where the caller has them already.
     """
     L = problem.lattice
     y = np.asarray(answers, dtype=np.float64).reshape(-1, L, L)
     maps = None if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(-1, L, L)
+    if row_sums is None:
+        row_sums = inverse_row_sums(problem, maps, len(y), device, walls)
     if problem.boundary == "mixed":
-        return for_each_wall(problem, walls, lambda one, y_part, img_part, maps_part:
-                             guaranteed_max_errors(y_part, img_part, one, maps_part, device=device),
-                             y, np.asarray(images, dtype=np.float64).reshape(-1, L, L), maps)
+        return for_each_wall(problem, walls, lambda one, y_part, img_part, maps_part, sums_part:
+                             guaranteed_max_errors(y_part, img_part, one, maps_part, device=device, row_sums=sums_part),
+                             y, np.asarray(images, dtype=np.float64).reshape(-1, L, L), maps, row_sums)
     residual, c = stationary_residual(y, images, problem, maps)
     flat = residual.reshape(len(y), -1)
-    E = np.minimum(np.abs(flat).max(axis=1) * inverse_row_sums(problem, maps, len(y), device),
+    E = np.minimum(np.abs(flat).max(axis=1) * row_sums,
                    np.sqrt((flat * flat).sum(axis=1)) / smallest_eigenvalue_bound(problem, maps, len(y)))
     peak, largest = y.max(axis=(1, 2)), np.abs(y).max(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):

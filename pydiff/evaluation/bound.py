@@ -53,7 +53,8 @@ from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..training.data import load_arrays, network_inputs, sample_maps, sample_walls
-from .aposteriori import ITERATIONS, PRECONDITIONERS, error_estimate, guaranteed_max_errors, implied_fields
+from .aposteriori import (ITERATIONS, PRECONDITIONERS, check_preconditioner, correction_preconditioner, error_estimate,
+                          guaranteed_max_errors, implied_fields, inverse_row_sums)
 from .predict import predict
 
 CALIBRATION = checkpoint.CALIBRATION
@@ -206,9 +207,8 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
         network, the estimator and the exact solver.
     """
     run_dir = Path(run_dir)
-    conformal_quantile(np.ones(1), alpha)  # alpha checked before any work
-    if preconditioner not in PRECONDITIONERS:
-        raise ConfigError(f"unknown preconditioner {preconditioner!r}; choose one of {', '.join(PRECONDITIONERS)}")
+    conformal_quantile(np.ones(1), alpha)  # alpha and the preconditioner checked before any work
+    check_preconditioner(preconditioner)
     out = run_dir / CALIBRATION if out is None else Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"directory {out.parent} does not exist")
@@ -354,21 +354,27 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
     conformal = calibration["quantile"] * estimated_max_errors(
         prediction, images, problem, maps, calibration["iterations"], device, walls,
         calibration.get("preconditioner", "spectral"))
-    bound = np.minimum(conformal, guaranteed_max_errors(prediction, images, problem, maps, walls))
+    # |A^-1|_inf depends on the maps alone: computed once for the prediction's bound and the refined one's
+    row_sums = inverse_row_sums(problem, maps, len(prediction), device, walls)
+    bound = np.minimum(conformal, guaranteed_max_errors(prediction, images, problem, maps, walls, device, row_sums))
     served = bound <= max_error
     refined, refined_bound = np.zeros(len(prediction), dtype=bool), np.full(len(prediction), np.inf)
     answers, iterations = prediction.copy(), 0
     todo = np.flatnonzero(~served)
+
+    def of(index):  # the maps and walls of samples ``index`` (None where there are none)
+        return tuple(None if a is None else np.asarray(a)[index] for a in (maps, walls))
+
     if refine and len(todo):
-        todo_maps, todo_walls = (None if a is None else np.asarray(a)[todo] for a in (maps, walls))
+        todo_maps, todo_walls = of(todo)
         steps = implied_fields(prediction[todo], images[todo], problem, todo_maps, int(refine), device, walls=todo_walls,
-                               preconditioner="spectral" if problem.diffusivity == "constant" else "multigrid")
-        their_bound = guaranteed_max_errors(steps, images[todo], problem, todo_maps, todo_walls)
+                               preconditioner=correction_preconditioner(problem))
+        their_bound = guaranteed_max_errors(steps, images[todo], problem, todo_maps, todo_walls, device, row_sums[todo])
         good = their_bound <= max_error
         answers[todo[good]], refined_bound[todo[good]], refined[todo[good]] = steps[good], their_bound[good], True
         todo = todo[~good]
     if len(todo):
-        todo_maps, todo_walls = (None if a is None else np.asarray(a)[todo] for a in (maps, walls))
+        todo_maps, todo_walls = of(todo)
         initial = warm_start(prediction[todo], images[todo], problem, todo_maps, todo_walls)
         counts = []
 

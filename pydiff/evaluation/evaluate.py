@@ -72,9 +72,9 @@ def evaluate_on(run_dir, data_path, batch_size: int = 100, device: str | torch.d
                     None if data.walls is None else np.asarray(data.walls[part])) for part in parts)
         correct = None
         if refine:
-            from .aposteriori import implied_fields
+            from .aposteriori import correction_preconditioner, implied_fields
 
-            preconditioner = "spectral" if data.problem.diffusivity == "constant" else "multigrid"
+            preconditioner = correction_preconditioner(data.problem)
 
             def correct(p, x, maps, walls):
                 return implied_fields(p, x[:, 0], data.problem, maps, refine, str(device), walls=walls,
