@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 
 import pydiff
+from pydiff.benchmarking.speed import bench_infer
+from pydiff.benchmarking.training import bench_train
 from pydiff.datasets.batches import OnlineSamples
-from pydiff.evaluation.timing import bench_infer, bench_train
 from pydiff.pipelines.reproduce import reproduce
 from pydiff.problem import Problem
 from pydiff.training.config import config_for
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
                      "gpu_count": torch.cuda.device_count() if device.type == "cuda" else 0}
     log("machine", figures)
 
-    paper = config_for(9, "paper", width=width, device=str(device), n_samples=40 if smoke else None)
+    paper = config_for(9, "paper", width=width, device=str(device), **({"n_samples": 40} if smoke else {}))
     figures["paper_train_eager"] = train_speed(paper, steps)
     log("paper preset, eager", figures["paper_train_eager"])
     figures["paper_train_fp32"] = train_speed(dataclasses.replace(paper, amp=False), steps)  # bf16 is the default
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
         log("paper preset, --compile reduce-overhead", figures["paper_train_reduce_overhead"])
 
     encdec = config_for(None, "paper2024", width=width, device=str(device), batch_size=4 if smoke else 50,
-                        n_samples=400 if smoke else None)
+                        **({"n_samples": 400} if smoke else {}))
     for kind in ("file", "online"):
         config = dataclasses.replace(encdec, training_data=kind)
         row = bench_train(config, steps=steps, warmup=2, lattice=lattice_2024)

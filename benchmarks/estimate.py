@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from pydiff.benchmarking.machine import machine
 from pydiff.evaluation.aposteriori import error_estimate
 from pydiff.evaluation.predict import predict
-from pydiff.evaluation.timing import machine
 from pydiff.problem import sample_sources, source_images
 from pydiff.problem.diffusivity import diffusivity_channel, diffusivity_maps
 from pydiff.solvers import make_solver, normalise

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pydiff.benchmarking.machine import machine
 from pydiff.datasets.hdf5 import load
 from pydiff.evaluation.bound import read_calibration, serve
 from pydiff.evaluation.predict import predict
-from pydiff.evaluation.timing import machine
 from pydiff.solvers import make_solver, normalise, resolve_backend
 from pydiff.training import checkpoint
 from pydiff.training.data import network_inputs

@@ -10,7 +10,7 @@ The public API (the heavy modules are imported on first use):
 - :func:`load_pretrained`: a model shipped with pydiff, by name (:func:`pretrained_names`).
 
 The parts, bottom to top: ``problem``, ``solvers``, ``datasets``, ``nn``, ``training``,
-``evaluation``, ``pipelines``, ``cli``; imports point down only.
+``evaluation``, ``benchmarking``, ``pipelines``, ``cli``; imports point down only.
 """
 
 from importlib import import_module

@@ -17,6 +17,11 @@ from .resources import resource
 
 LATTICE = 100  # Table 1's shapes fix the image size of the 2021 networks
 
+# The preconditioners of the a-posteriori estimate's CG steps (pydiff.evaluation.aposteriori):
+# "spectral", the constant-D inverse; "multigrid", one torch-mg V-cycle; "auto", spectral where D
+# is constant and multigrid where it varies.
+PRECONDITIONERS = ("auto", "spectral", "multigrid")
+
 
 @dataclass(frozen=True)
 class PaperModel:
@@ -115,6 +120,19 @@ PRESETS["darcy85"] = {
     "lr_halve_every": 100, "weight_decay": 1e-4, "epochs": 500, "init": "default", "rollback": "off",
     "checkpoint_every": 1,
 }
+
+# What each preset is for, in a phrase (the command line's --preset help is made of these).
+PRESET_HELP: dict[str, str] = {
+    "paper": "the original set-up (GPU)",
+    "quick": "CPU minutes",
+    "smoke": "seconds, for the tests",
+    "paper2024": "the 2024 encoder-decoder on 1-20 sources at 512^2 (GPU)",
+    "quick2024": "its CPU miniature at 64^2",
+    "quick-varied": "quick2024 reading D as well, on inclusions of contrast 10 (CPU)",
+    "paper-varied": "paper2024 reading D as well, on inclusions of contrast 10 (GPU)",
+    "darcy85": "Darcy flow at 85^2 as the FNO paper poses it, its FNO configuration",
+}
+DEFAULT_PRESET = "quick"  # the preset of `pydiff train` and `reproduce` when none is named
 
 # The problem each preset's data set poses (keyword arguments of pydiff.problem.Problem.for_setup);
 # the 2021 presets pose the default problem (two sources, 100^2).

@@ -118,6 +118,12 @@ def test_the_residual_on_the_device_is_the_numpy_one(boundary):
     images, maps, fields = exact(problem, 3, 8, "direct")
     prediction = damaged(fields, 9).astype(np.float64)
     expected, _ = stationary_residual(prediction, images, problem, maps)
-    got = torch_residual(*(torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (prediction, images)), problem,
-                         torch.as_tensor(maps))
+    y, img = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (prediction, images))
+    got = torch_residual(y, img, problem, torch.as_tensor(maps))
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+    # the multigrid estimate's residual, from its V-cycle's own fine operator (built in float64
+    # while the hierarchy below it is float32)
+    from pydiff.solvers.torch_mg import TorchMGSolver
+
+    cycle = TorchMGSolver(problem, device="cpu").preconditioner(torch.as_tensor(maps), y)
+    np.testing.assert_allclose(torch_residual(y, img, problem, None, cycle.operator).numpy(), expected, atol=1e-12)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from pydiff.benchmarking.data import bench_generate
+from pydiff.benchmarking.eq4 import PAPER, bench_eq4
 from pydiff.evaluation.metrics import n_min
-from pydiff.evaluation.timing import PAPER, bench_eq4, bench_generate
 from pydiff.problem import Problem
 
 from .cli import pydiff
@@ -77,7 +78,7 @@ def test_cli_bench_generate():
 
 
 def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
-    from pydiff.evaluation.timing import bench_train
+    from pydiff.benchmarking.training import bench_train
     from pydiff.training.config import config_for
 
     config = config_for(9, "smoke", batch_size=2, device="cpu")
@@ -100,7 +101,7 @@ def test_train_benchmark_runs_real_steps_and_sizes_the_checkpoints():
 
 
 def test_the_projection_counts_the_batchnorm_recalibration_pass_only_where_there_is_one():
-    from pydiff.evaluation.timing import bench_train
+    from pydiff.benchmarking.training import bench_train
     from pydiff.training.config import config_for
 
     config = config_for(9, "smoke", batch_size=2, eval_batch_size=2, device="cpu", n_samples=100)
@@ -121,7 +122,7 @@ def test_cli_bench_train_prints_the_projection():
 
 
 def test_the_varied_benchmark_relates_each_network_to_the_fastest_solver():
-    from pydiff.evaluation.timing import bench_varied
+    from pydiff.benchmarking.varied import bench_varied
 
     problem = Problem(lattice=24, radius=2, diffusivity="inclusions")
     rows = bench_varied(problem, lattices=(24,), backends=("direct", "torch-cg"), n_delta=2, batch_sizes=(1, 2),
@@ -136,7 +137,7 @@ def test_the_varied_benchmark_relates_each_network_to_the_fastest_solver():
 
 
 def test_the_equal_accuracy_baseline_stops_at_the_fewest_steps_that_reach_the_error():
-    from pydiff.evaluation.timing import stopped_at
+    from pydiff.benchmarking.varied import stopped_at
     from pydiff.problem import sample_sources, source_images
     from pydiff.problem.diffusivity import diffusivity_maps
     from pydiff.solvers import make_solver, normalise
@@ -152,7 +153,7 @@ def test_the_equal_accuracy_baseline_stops_at_the_fewest_steps_that_reach_the_er
         u = mg.approximate(torch.as_tensor(images, dtype=torch.float64), torch.as_tensor(maps),
                            tight["iterations"] - 1).numpy()
     assert np.median(np.abs(normalise(u)[0] - exact).reshape(3, -1).max(axis=1)) > 1e-6
-    from pydiff.evaluation.timing import bench_varied
+    from pydiff.benchmarking.varied import bench_varied
 
     rows = bench_varied(
         problem, lattices=(32,), backends=("direct", "torch-mg"), n_delta=2, batch_sizes=(1,), M=100, E=10.0,

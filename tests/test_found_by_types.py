@@ -29,8 +29,8 @@ def test_online_samples_give_wall_planes_to_a_network_of_walls_on_data_of_one_wa
 
 
 def test_the_eq4_bench_of_a_run_that_uses_its_whole_data_file(tmp_path):
+    from pydiff.benchmarking.eq4 import bench_eq4
     from pydiff.datasets.writer import generate
-    from pydiff.evaluation.timing import bench_eq4
     from pydiff.training.config import config_for
     from pydiff.training.run import train
 

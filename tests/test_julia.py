@@ -3,6 +3,7 @@
 import json
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,20 @@ class FailsAtStartup:
 
     def __init__(self, problem):
         raise BackendUnavailable("no such engine here")
+
+
+class BrokenAtStartup:
+    """A backend with a bug in its construction: not an unavailable backend."""
+
+    def __init__(self, problem):
+        raise TypeError("a bug, not a missing engine")
+
+
+class MissingAtStartup:
+    """A backend whose module is not installed here."""
+
+    def __init__(self, problem):
+        import pydiff_no_such_engine  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +106,55 @@ def test_worker_protocol_end_to_end_with_a_python_backend(small_problem):
 def test_worker_start_up_failure_comes_back_as_a_clean_error(small_problem):
     with pytest.raises(BackendUnavailable, match="no such engine here"):
         WorkerSolver(small_problem, "tests.test_julia:FailsAtStartup")
+
+
+def test_a_bug_at_worker_start_up_comes_back_as_itself(small_problem):
+    # every start-up failure came back as BackendUnavailable: a bug read as "install Julia"
+    with pytest.raises(TypeError, match="a bug, not a missing engine"):
+        WorkerSolver(small_problem, "tests.test_julia:BrokenAtStartup")
+    with pytest.raises(BackendUnavailable, match="pydiff_no_such_engine"):
+        WorkerSolver(small_problem, "tests.test_julia:MissingAtStartup")
+
+
+def fake_juliacall(monkeypatch, fails_with=None, include_fails=False, functions=("solve_batch", "solve_batch_varied")):
+    """A stand-in juliacall: its import fails as juliapkg's do, Julia's include fails, or the
+    Julia module holds ``functions``."""
+    module = types.ModuleType("juliacall")
+
+    class JuliaError(Exception):
+        pass
+
+    def include(path):
+        if include_fails:
+            raise JuliaError("ArgumentError: Package OrdinaryDiffEq not found in current path")
+
+    module.JuliaError = JuliaError
+    if fails_with is not None:
+        def __getattr__(name):
+            raise fails_with
+        module.__getattr__ = __getattr__
+    else:
+        module.Main = types.SimpleNamespace(include=include, PyDiffGroundTruth=types.SimpleNamespace(
+            **{name: object() for name in functions}))
+    monkeypatch.setitem(sys.modules, "juliacall", module)
+    monkeypatch.setenv("PYTHON_JULIACALL_THREADS", "1")
+    monkeypatch.setenv("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
+
+
+def test_julia_session_says_unavailable_for_juliapkg_and_julia_failures_only(monkeypatch):
+    from pydiff.solvers.julia import JuliaSession
+
+    fake_juliacall(monkeypatch)
+    assert JuliaSession(Problem())._solve_batch_varied is not None  # the stand-in works
+    fake_juliacall(monkeypatch, fails_with=Exception("could not find Julia"))  # juliapkg raises bare Exceptions
+    with pytest.raises(BackendUnavailable, match="could not find Julia.*PYTHON_JULIAPKG_EXE"):
+        JuliaSession(Problem())
+    fake_juliacall(monkeypatch, include_fails=True)
+    with pytest.raises(BackendUnavailable, match="OrdinaryDiffEq not found"):
+        JuliaSession(Problem())
+    fake_juliacall(monkeypatch, functions=("solve_batch",))  # our module and our names disagree: a bug
+    with pytest.raises(AttributeError, match="solve_batch_varied"):
+        JuliaSession(Problem())
 
 
 def test_missing_julia_never_loads_juliacall_in_the_parent():

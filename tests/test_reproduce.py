@@ -147,8 +147,10 @@ def test_rank_agreement_by_hand():
 
 
 def test_table_shows_every_run_of_a_model(tmp_path):
-    # Two seeds of model 9 and compare's surrogate (model 9 too): three rows, none hiding another.
-    for run, mean in (("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3), ("compare/surrogate", 7e-3)):
+    # Two seeds of model 9, the same with other options, and compare's surrogate (model 9 too): the
+    # seeds make one row (their mean), the others a row each, none hiding another.
+    for run, mean in (("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3), ("compare/surrogate", 7e-3),
+                      ("quick/model09-seed0-lr0.05", 8e-3)):
         (tmp_path / run).mkdir(parents=True)
         metrics = {"model": 9, "preset": "quick", "test": {"mean_res": mean, "p99_res": 0.05, "max_res": 0.6}}
         (tmp_path / run / "metrics.json").write_text(json.dumps(metrics))
@@ -156,8 +158,9 @@ def test_table_shows_every_run_of_a_model(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = pd.read_csv(__import__("io").StringIO(result.stdout))
     nine = rows[rows.model == 9]
-    assert sorted(zip(nine.run, nine["mean res (ours)"])) == [
-        ("compare/surrogate", 7e-3), ("quick/model09-seed0", 5e-3), ("quick/model09-seed1", 6e-3)]
+    assert sorted(zip(nine.run, nine.seeds, nine["mean res (ours)"])) == [
+        ("compare/surrogate", 1, 7e-3), ("quick/model09-seed0,1", 2, pytest.approx(5.5e-3)),
+        ("quick/model09-seed0-lr0.05", 1, 8e-3)]
     assert len(rows) == 13 + 3
 
 

@@ -288,3 +288,38 @@ def test_evaluate_measures_refined_answers_on_a_data_file(run, tmp_path):
     assert better["refine_seconds"] > 0 and "refined in 3 steps" in refined.stdout
     assert better["median_max_res"] < raw["median_max_res"] / 20  # three V-cycle steps: far closer
     assert_clean_failure(pydiff("evaluate", run, "--refine", 2), 2, "give --data FILE")
+
+
+def test_network_pays_only_where_its_served_fraction_saves_more_than_it_costs():
+    from pydiff.evaluation.bound import network_pays
+
+    test = {"ms_network": 2.0, "ms_estimator": 1.0, "ms_exact": 10.0,
+            "by_max_error": [{"max_error": 0.05, "served": 0.1}, {"max_error": 0.2, "served": 0.5}]}
+    # at 0.01 and 0.05 at most 10 % are served: 1 ms saved per sample against 3 ms spent
+    assert not network_pays({"test": test}, 0.01)[0] and not network_pays({"test": test}, 0.05)[0]
+    # between 0.05 and 0.2, the fraction at 0.2 bounds it: 5 ms saved against 3
+    assert network_pays({"test": test}, 0.1)[0]
+    slow = {**test, "ms_network": 6.0}
+    assert not network_pays({"test": slow}, 0.2)[0]  # 5 ms saved against 7
+    assert network_pays({"test": slow}, 0.3)[0]  # above the report: not known, tried
+    assert network_pays({}, 0.01)[0]  # a calibration without its report: tried
+
+
+def test_where_the_network_does_not_pay_predict_solves_every_sample_as_generate_does(run, tmp_path):
+    calibration = json.loads((run / "calibration.json").read_text())
+    calibration["test"].update(ms_network=5.0, ms_estimator=5.0, ms_exact=1.0)  # the network never pays
+    (tmp_path / "slow.json").write_text(json.dumps(calibration))
+    data = fresh(tmp_path, "new.h5")
+    result = pydiff("predict", run, "--inputs", data, "--out", tmp_path / "a.h5", "--max-error", 0.5,
+                    "--calibration", tmp_path / "slow.json")
+    assert result.returncode == 0, result.stderr
+    assert "the network was not run" in result.stdout
+    with h5py.File(tmp_path / "a.h5") as answers, h5py.File(data) as exact:
+        np.testing.assert_allclose(answers["prediction"][:], exact["fields"][:].reshape(answers["prediction"].shape),
+                                   atol=1e-6)
+        assert not answers["served"][:].any() and "network_skipped" in answers.attrs
+    forced = pydiff("predict", run, "--inputs", data, "--out", tmp_path / "b.h5", "--max-error", 0.5,
+                    "--calibration", tmp_path / "slow.json", "--no-skip-network")
+    assert forced.returncode == 0 and "not run" not in forced.stdout, forced.stderr
+    with h5py.File(tmp_path / "b.h5") as answers:
+        assert "network_skipped" not in answers.attrs

@@ -203,3 +203,31 @@ def test_the_torch_spectral_solver_equals_the_numpy_one(device, L):
         assert on_device.device.type == device and on_device.dtype == torch.float64
         np.testing.assert_allclose(on_device.cpu().numpy(), expected, rtol=1e-12, atol=1e-12 * expected.max())
         np.testing.assert_allclose(solver(images), expected, rtol=1e-12, atol=1e-12 * expected.max())
+
+
+def test_each_wrong_diffusivity_map_is_told_apart_in_one_line():
+    # one message for all three: "diffusivity maps must be positive and shaped like the images",
+    # even for the unwritten (zero) rows of an incomplete data file
+    problem = Problem(lattice=12, radius=2, n_sources=2, min_sources=1, setup="paper2024", diffusivity="inclusions",
+                      target="stationary")
+    images = source_images(problem, sample_sources(problem, 3, seed=0))
+
+    def maps(k=None, value=None):
+        out = np.ones((3, 12, 12))
+        if k is not None:
+            out[k] = 0.0 if value == "row" else 1.0
+            if value != "row":
+                out[k, 4, 5] = value
+        return out
+
+    cases = [(maps()[:2], r"diffusivity maps of shape \(2, 12, 12\) for images of shape \(3, 12, 12\)"),
+             (maps(1, "row"), "diffusivity map 1 is all zero: an incomplete data file"),
+             (maps(2, np.nan), "diffusivity map 2 holds NaN"),
+             (maps(0, -0.5), r"diffusivity map 0 holds a value <= 0 \(-0.5\)")]
+    with make_solver("direct", problem) as solver:
+        np.testing.assert_array_equal(solver(images, maps()).shape, (3, 12, 12))
+        for bad, message in cases:
+            with pytest.raises(ConfigError, match=message) as error:
+                solver(images, bad)
+            assert "\n" not in str(error.value)
+        assert solver(images[:0], maps()[:0]).shape == (0, 12, 12)  # no samples, nothing to refuse

@@ -511,3 +511,18 @@ def test_train_creates_the_parent_directories_of_its_out(data, tmp_path):
     (tmp_path / "file").write_text("")
     assert_clean_failure(pydiff("train", "--model", 9, "--data", data, "--out", tmp_path / "file" / "x", "--preset",
                                 "smoke", "--epochs", 1), 2, "cannot create")
+
+
+def test_a_trainer_is_built_from_keywords_and_is_given_the_model_once():
+    # issue 24: ten positional arguments, the model among them twice (as saved, as stepped)
+    import inspect
+
+    from pydiff.training.distributed import Context
+    from pydiff.training.run import build_network
+    from pydiff.training.trainer import RunModel, Trainer
+
+    parameters = inspect.signature(Trainer).parameters.values()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters), [p.name for p in parameters]
+    assert "model" in {p.name for p in parameters} and not {"module", "network"} & {p.name for p in parameters}
+    built = build_network(config_for(9, "smoke", width=1 / 32), Context(device=torch.device("cpu")))
+    assert isinstance(built, RunModel) and built.network is built.module  # one process, not compiled

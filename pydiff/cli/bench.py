@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..benchmarking.varied import ASSUMED_E, ASSUMED_M
+from ..nn.names import NETWORKS
 from .app import CONTEXT, main, reports_errors
 from .options import make_config, make_problem, problem_options, training_options
 
@@ -27,7 +29,8 @@ def bench(ctx, run_dir, width, backends):
         return
     import pandas as pd
 
-    from ..evaluation.timing import bench_eq4, machine
+    from ..benchmarking.eq4 import bench_eq4
+    from ..benchmarking.machine import machine
 
     rows = bench_eq4(run_dir, width, tuple(b.strip() for b in backends.split(",")))
     click.echo(f"# {machine()}")
@@ -48,9 +51,9 @@ def bench_generate(n, backends, batch_size, **problem):
     """
     import pandas as pd
 
+    from ..benchmarking.data import bench_generate as run
+    from ..benchmarking.machine import machine
     from ..errors import ConfigError
-    from ..evaluation.timing import bench_generate as run
-    from ..evaluation.timing import machine
 
     if n < 1 or batch_size < 1:
         raise ConfigError("--n and --batch-size must be positive")
@@ -69,9 +72,9 @@ def bench_read(file, batch_size, batches):
     (--stream) reads them."""
     import pandas as pd
 
+    from ..benchmarking.data import bench_read as run
+    from ..benchmarking.machine import machine
     from ..errors import ConfigError
-    from ..evaluation.timing import bench_read as run
-    from ..evaluation.timing import machine
 
     if batch_size < 1 or batches < 1:
         raise ConfigError("--batch-size and --batches must be positive")
@@ -95,9 +98,9 @@ def bench_train(model_id, steps, preset, **options):
     """
     import pandas as pd
 
+    from ..benchmarking.machine import machine
+    from ..benchmarking.training import bench_train as run
     from ..errors import ConfigError
-    from ..evaluation.timing import bench_train as run
-    from ..evaluation.timing import machine
     from ..registry import preset as preset_values
 
     if steps < 1:
@@ -114,7 +117,7 @@ def bench_train(model_id, steps, preset, **options):
 
 @bench.command("infer", context_settings=CONTEXT)
 @click.option("--model", "model_id", type=int, help="Table 2 model id for the 2021 surrogate (default 9).")
-@click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]), default="surrogate",
+@click.option("--network", type=click.Choice(NETWORKS), default="surrogate",
               show_default=True, help="Network to time.")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier (1 = the papers').")
 @click.option("--lattice", type=int, help="Cells per side of the inputs (the surrogate: 100 only; default 100).")
@@ -129,9 +132,9 @@ def bench_infer(model_id, network, width, lattice, batch_sizes, device):
     """
     import pandas as pd
 
+    from ..benchmarking.machine import machine
+    from ..benchmarking.speed import bench_infer as run
     from ..errors import ConfigError
-    from ..evaluation.timing import bench_infer as run
-    from ..evaluation.timing import machine
     from ..registry import LATTICE
     from .options import parse_list
 
@@ -157,7 +160,8 @@ def bench_infer(model_id, network, width, lattice, batch_sizes, device):
 @click.option("--width", type=float, default=0.125, show_default=True, help="Channel multiplier of the networks.")
 @click.option("--samples", type=int, default=4, show_default=True, help="Samples each solver is timed on.")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
-              help="A finished run: its data size and training seconds are M and E (default: 10,000 and 1 h), its "
+              help=f"A finished run: its data size and training seconds are M and E (without one: {ASSUMED_M:,} and "
+              f"{ASSUMED_E / 3600:g} h), its "
               "network is the one timed, and its test samples' median max error is where the equal-accuracy "
               "baseline stops.")
 @click.option("--network-error", type=float,
@@ -174,9 +178,11 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, network_
     """
     import pandas as pd
 
+    from ..benchmarking.eq4 import samples_made
+    from ..benchmarking.machine import machine
+    from ..benchmarking.varied import bench_varied as run
+    from ..benchmarking.varied import median_max_error
     from ..errors import ConfigError, DataFileError
-    from ..evaluation.timing import bench_varied as run
-    from ..evaluation.timing import machine, median_max_error, samples_made
     from ..training.checkpoint import read_config, read_result
     from .options import parse_list
 
@@ -192,7 +198,7 @@ def bench_varied(lattices, backends, networks, width, samples, run_dir, network_
         raise ConfigError(f"--lattices takes lattices of at least 3 cells, comma-separated, got {lattices!r}")
     if network_error is not None and not network_error > 0:
         raise ConfigError(f"--network-error must be positive, got {network_error}")
-    M, E, config = 10000, 3600.0, None
+    M, E, config = ASSUMED_M, ASSUMED_E, None
     if run_dir is not None:
         result = read_result(run_dir)
         if result is None:

@@ -105,7 +105,7 @@ def crosscheck(n, backends, seed, tol, **problem_values):
     sample of each backend; exits with status 1 when a difference exceeds --tol.
     """
     from ..errors import ConfigError
-    from ..solvers import crosscheck as run
+    from ..solvers.crosscheck import crosscheck as run
 
     if n < 1:
         raise ConfigError(f"--n must be a positive integer, got {n}")

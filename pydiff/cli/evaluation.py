@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..registry import PRECONDITIONERS
 from .app import CONTEXT, main, reports_errors
 
 
@@ -83,13 +84,25 @@ def evaluate(run_dir, splits, data, refine, device):
 @click.argument("runs", type=click.Path(file_okay=False), default="runs")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "markdown", "latex"]), default="text", show_default=True)
 @click.option("--preset", help="Only runs of this preset.")
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Bootstrap resamples of the rank correlation's interval.")
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True, help="Seed of those resamples.")
 @reports_errors()
-def table(runs, fmt, preset):
-    """Table 2 from every evaluated run under RUNS, ours beside the published values."""
+def table(runs, fmt, preset, resamples, bootstrap_seed):
+    """Table 2 from every evaluated run under RUNS, ours beside the published values.
+
+    The runs of one model that differ in their seed alone (RUNS/PRESET/modelNN-seedS..., as
+    reproduce names them) make one row: the mean over the seeds, and with several, their number
+    and sample standard deviation (text, markdown, latex: mean ± std; csv: a LABEL (std) column).
+    Text and markdown add, per set of runs with the same options, the Spearman rank correlation
+    of our means with the paper's (mean, 99th percentile, maximum residual) with a 95 % bootstrap
+    interval (resampling the models and each model's seeds), and Table 2's findings (MAE vs MSE,
+    dropout, w, NN1 alone) with the number of seeds that agree.
+    """
     from pathlib import Path
 
     from ..errors import DataFileError
-    from ..evaluation.report import collect_runs
+    from ..evaluation.report import collect_runs, seed_report
 
     if not Path(runs).is_dir():
         raise DataFileError(f"{runs}: no such directory")
@@ -102,7 +115,8 @@ def table(runs, fmt, preset):
         if fmt == "text":
             click.echo(f"Table 2, preset {name}: {len({m for m, _, _ in runs_found})} of 14 models evaluated "
                        f"({len(runs_found)} runs)")
-        print_comparison([(m, run, r["test"]) for m, run, r in runs_found], fmt)
+        click.echo(seed_report([(m, run, r["test"]) for m, run, r in runs_found], fmt, resamples=resamples,
+                               seed=bootstrap_seed))
 
 
 @main.command(context_settings=CONTEXT)
@@ -128,10 +142,14 @@ def table(runs, fmt, preset):
               help="With --max-error: a sample the network cannot serve is first given K correction steps from its "
               "prediction (CG on the error equation, torch-mg V-cycles) and served where their guaranteed bound (from "
               "the residual alone, no calibration) is at most the max error; only the rest are solved exactly.")
+@click.option("--skip-network/--no-skip-network", default=True, show_default=True,
+              help="With --max-error: where the calibration's check half says the network would serve too few samples "
+              "at this max error to repay its own cost and its estimate's, solve every sample exactly without running "
+              "it (the answers and the cost of pydiff generate); --no-skip-network runs it anyway.")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty, samples, max_error, calibration_path,
-            refine, device):
+            refine, skip_network, device):
     """Predict the fields of your own source images with a trained run (its model.safetensors)
     or a model shipped with pydiff.
 
@@ -151,12 +169,14 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
         raise ConfigError("--refine serves refined answers under --max-error: give both, or neither")
     summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
                            diffusivity_path=diffusivity_path, max_error=max_error, calibration_path=calibration_path,
-                           named=run_dir or f"--pretrained {pretrained}", refine=refine)
+                           named=run_dir or f"--pretrained {pretrained}", refine=refine, skip_network=skip_network)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     if max_error is not None:
         refined = f", {summary['refined']:.1%} refined in {refine} steps" if refine else ""
         extra += (f"; {summary['served']:.1%} served by the network (bound <= {max_error:g}){refined}, the rest solved "
                   f"exactly; {1e3 * summary['seconds_per_answer']:.3g} ms per answer")
+    if "network_skipped" in summary:
+        extra += f"\nthe network was not run: {summary['network_skipped']} (--no-skip-network runs it anyway)"
     click.echo(f"wrote {out}: {summary['samples']} predictions of {summary['lattice']}x{summary['lattice']}{extra}")
 
 
@@ -170,11 +190,12 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
               help="Where to write the calibration (default: RUN/calibration.json; predict reads it with --calibration).")
 @click.option("--alpha", type=float, default=0.05, show_default=True,
               help="Miscoverage: a new sample's max error exceeds its bound with probability at most alpha.")
-@click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
-              help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower).")
-@click.option("--preconditioner", type=click.Choice(["spectral", "multigrid"]), default="spectral", show_default=True,
-              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant) or "
-              "multigrid (one torch-mg V-cycle: a few steps reach what spectral needs tens for where D varies).")
+@click.option("--iterations", type=click.IntRange(min=0),
+              help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower; default: 20 with the spectral preconditioner, none after the V-cycle with multigrid).")
+@click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
+              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
+              "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
+              "about a quarter of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def calibrate(run_dir, pretrained, data, out, alpha, iterations, preconditioner, device):
@@ -203,7 +224,7 @@ def calibrate(run_dir, pretrained, data, out, alpha, iterations, preconditioner,
     result = run(run_dir or pretrained_dir(pretrained), alpha, iterations, device, data=data, out=out,
                  preconditioner=preconditioner)
     click.echo(f"bound = {result['quantile']:.3g} x the a-posteriori max-error estimate ({result['iterations']} CG steps, "
-               f"{preconditioner} preconditioner), "
+               f"{result['preconditioner']} preconditioner), "
                f"alpha {alpha:g}, from {result['n_calibration']} samples of {result['split']}")
     test = result.get("test")
     if test:

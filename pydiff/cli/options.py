@@ -2,58 +2,77 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
-from ..problem.parameters import DIFFUSIVITIES, SETUPS
-from ..registry import PRESETS
+from ..problem.parameters import (BOUNDARY_CHOICES, DARCY_SOLVE_LATTICE, DIFFUSIVITIES, SETUP_DEFAULTS, SETUPS,
+                                  SOURCE_MODELS, SOURCE_SHAPES, TARGETS, Problem)
+from ..registry import DEFAULT_PRESET, PRESET_HELP, PRESETS
+from ..training.config import TABLE2_FIELDS, TrainConfig, option_text
+
+TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+PROBLEM_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Problem)}
+
+
+def setup_default(name: str, own: str | None = None, **more) -> str:
+    """What a problem option shows as its default: the Problem's (or ``own``, where a rule sets
+    it), then each setup's own (:data:`~pydiff.problem.parameters.SETUP_DEFAULTS`, ``more``)."""
+    values = {setup: v[name] for setup, v in SETUP_DEFAULTS.items() if name in v and v[name] != PROBLEM_DEFAULTS[name]}
+    values.update(more)
+    own = option_text(PROBLEM_DEFAULTS[name]) if own is None else own
+    return "; ".join([own] + [f"{setup}: {option_text(value)}" for setup, value in values.items()])
 
 
 def problem_options(command):
-    """The options that define the diffusion problem (docs/problem.md), shared by commands."""
+    """The options that define the diffusion problem (docs/problem.md), shared by commands; their
+    defaults are the Problem's and its setups' (an option not given: None, the setup's value)."""
     options = [
-        click.option("--lattice", type=int, show_default="100; darcy: 85",
+        click.option("--lattice", type=int, show_default=setup_default("lattice"),
                      help="Cells per side L of the square lattice (darcy: 85, 141, 211 or 421, kept from the solve lattice)."),
-        click.option("--solve-lattice", type=int, show_default="the lattice; darcy: 421",
+        click.option("--solve-lattice", type=int,
+                     show_default=setup_default("solve_lattice", "the lattice", darcy=DARCY_SOLVE_LATTICE),
                      help="Solve on this lattice and keep every r-th cell, r = (solve lattice - 1) / (lattice - 1) "
                      "(--setup darcy, as the FNO paper's data)."),
-        click.option("--radius", type=int, show_default="5", help="Source disk radius, in cells."),
-        click.option("--n-sources", show_default="2",
+        click.option("--radius", type=int, show_default=setup_default("radius"), help="Source disk radius, in cells."),
+        click.option("--n-sources", show_default=setup_default("n_sources"),
                      help="Disks per image, or a range such as 1-20 (--setup paper2024: every count equally often)."),
-        click.option("--setup", type=click.Choice(list(SETUPS)), default="paper2021", show_default=True,
+        click.option("--setup", type=click.Choice(SETUPS), default=PROBLEM_DEFAULTS["setup"], show_default=True,
                      help="Source recipe: paper2021 (genData.jl: img = img*U + disk in turn), paper2024 "
                      "(runSim.jl: each disk added with an amplitude uniform in [0.01, 1]), or darcy (Darcy flow "
                      "as the FNO paper poses it: -div(a grad u) = 1 on the unit square, a = 12 or 3 from a Gaussian "
-                     "random field, u stored as it is; its defaults: --D 3 --contrast 4 --gamma 0)."),
-        click.option("--D", "D", type=float, show_default="1; darcy: 3",
+                     "random field, u stored as it is; its own defaults are shown beside each option's)."),
+        click.option("--D", "D", type=float, show_default=setup_default("D"),
                      help="Diffusion constant (cells^2 per time unit); darcy: the low value of a."),
-        click.option("--gamma", type=float, show_default="1/400; darcy: 0", help="Decay rate (per time unit)."),
-        click.option("--t-max", default=3000.0, show_default=True, help="Integration time of the ODE."),
+        click.option("--gamma", type=float, show_default=setup_default("gamma"), help="Decay rate (per time unit)."),
+        click.option("--t-max", default=PROBLEM_DEFAULTS["t_max"], show_default=True, help="Integration time of the ODE."),
         click.option(
             "--source-model",
-            type=click.Choice(["production", "clamped"]),
-            default="production",
+            type=click.Choice(SOURCE_MODELS),
+            default=PROBLEM_DEFAULTS["source_model"],
             show_default=True,
             help="production: the image is a source term (the original code); "
             "clamped: disk cells held at their values (the paper's wording; --backend direct).",
         ),
-        click.option("--diffusivity", type=click.Choice(list(DIFFUSIVITIES)), show_default="constant; darcy: darcy",
+        click.option("--diffusivity", type=click.Choice(DIFFUSIVITIES), show_default=setup_default("diffusivity"),
                      help="D(x): constant (the papers'); inclusions (random disks of D*contrast or "
                      "D/contrast in a background D); lognormal (exp of a Gaussian random field, max/min = contrast). "
                      "Each sample draws its own map."),
-        click.option("--contrast", type=float, show_default="10; darcy: 4",
+        click.option("--contrast", type=float, show_default=setup_default("contrast"),
                      help="An inclusion's D over the background's (up or down), the lognormal field's max/min, or "
                      "darcy's high value of a over its low one."),
-        click.option("--inclusions", default=12, show_default=True, help="Inclusion disks per sample (radius L/20-L/8)."),
+        click.option("--inclusions", default=PROBLEM_DEFAULTS["inclusions"], show_default=True,
+                     help="Inclusion disks per sample (radius L/20-L/8)."),
         click.option("--correlation-length", type=float, show_default="L/10",
                      help="Correlation length of the lognormal field, in cells (at most L)."),
-        click.option("--sources", type=click.Choice(["disks", "ellipses", "mixed"]), default="disks", show_default=True,
+        click.option("--sources", type=click.Choice(SOURCE_SHAPES), default=PROBLEM_DEFAULTS["sources"], show_default=True,
                      help="Source shapes: disks (the papers'), ellipses of the disk's area (aspect 1-3, any "
                      "orientation), or mixed."),
-        click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic", "mixed"]),
-                     default="dirichlet", show_default=True,
+        click.option("--boundary", type=click.Choice(BOUNDARY_CHOICES), default=PROBLEM_DEFAULTS["boundary"],
+                     show_default=True,
                      help="Walls: dirichlet (zero values outside, the papers'), neumann (no flux), periodic, or mixed "
                      "(each sample draws one of the three; stored per sample, read by the networks as two planes)."),
-        click.option("--target", type=click.Choice(["auto", "t_max", "stationary"]), show_default="auto",
+        click.option("--target", type=click.Choice(("auto", *TARGETS)), show_default=setup_default("target"),
                      help="The field: at t_max (the papers' code) or stationary; auto: t_max for the papers' problem, "
                      "stationary for every other."),
     ]
@@ -102,87 +121,66 @@ def parse_labels(value):
         raise ConfigError(f"--labels takes all, none or a fraction, got {value!r}") from None
 
 
+def shown_default(f: dataclasses.Field) -> str:
+    """What a training option shows as its default, from the field's own default, the presets
+    that set another value (:data:`~pydiff.registry.PRESETS`) and the Table 2 row where one sets
+    it: ``16; darcy85: 24``, ``paper: 800; quick: 9; ...``."""
+
+    def text(value) -> str:
+        if value is None:
+            return f.metadata["unset"] or "none"
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return option_text(value)
+
+    everywhere = all(f.name in values for values in PRESETS.values())  # the field's own default never shows
+    groups: dict[str, list[str]] = {}
+    for name, values in PRESETS.items():
+        if f.name in values and (everywhere or text(values[f.name]) != text(f.default)):
+            groups.setdefault(text(values[f.name]), []).append(name)
+    parts = ([] if everywhere else [text(f.default)]) + [f"{', '.join(names)}: {value}" for value, names in groups.items()]
+    shown = "; ".join(parts)
+    return f"the Table 2 row's with --model, else {shown}" if f.name in TABLE2_FIELDS else shown
+
+
+def _parameter_type(f: dataclasses.Field):
+    if f.metadata["choices"]:
+        return click.Choice(list(f.metadata["choices"]))
+    # annotations are text here (from __future__ import annotations): "int", "float | None", ...
+    return {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
+
+
+def field_option(name: str, help: str | None = None, choices: tuple[str, ...] | None = None):
+    """The command-line option of TrainConfig's field ``name``: its help (or ``help``), type,
+    choices (the library's tuple, or a subset ``choices``) and shown default come from the field
+    (:func:`pydiff.training.config.setting`) and the presets.  No default of its own, so that the
+    preset's value stands, except a ``fixed`` field's (the seed, the device), which no preset sets."""
+    f = TRAIN_FIELDS[name]
+    flag = "--" + name.replace("_", "-")
+    help = help or f.metadata["help"]
+    if str(f.type) == "bool":
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, show_default=shown_default(f), help=help)
+    kind = click.Choice(list(choices)) if choices else _parameter_type(f)
+    if name in TEXT_OPTIONS:  # parsed after click (parse_training), with messages that name the option
+        kind = str
+    if f.metadata["fixed"]:
+        return click.option(flag, name, type=kind, default=f.default, show_default=True, help=help)
+    return click.option(flag, name, type=kind, show_default=shown_default(f), help=help)
+
+
 def training_options(command):
-    """Options shared by `train`, `reproduce` and `bench train`: each overrides the preset's value."""
-    options = [
-        click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick", show_default=True,
-                     help="Defaults for everything below: quick (CPU minutes), paper (the original set-up; GPU), smoke "
-                     "(seconds); quick2024, paper2024 (the 2024 encoder-decoder on 1-20 sources; CPU / GPU); "
-                     "quick-varied, paper-varied (the same reading D as well, on inclusions of contrast 10; CPU / GPU); "
-                     "darcy85 (Darcy flow at 85^2 as the FNO paper poses it, its FNO configuration)."),
-        click.option("--network", type=click.Choice(["surrogate", "encdec", "unet", "fno"]),
-                     help="surrogate: the 2021 NN1 + NN2 of a Table 2 row (default); encdec, unet: the 2024 "
-                     "encoder-decoder and U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator "
-                     '(any lattice; pip install "pydiff[fno]").'),
-        click.option("--prior", type=click.Choice(["none", "constant-d"]),
-                     help="constant-d: the network reads the field of the same sources with D replaced by its "
-                     "geometric mean (one spectral solve) and predicts the correction to it; none (default)."),
-        click.option("--loss", help="Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), "
-                     "exp-MAE, exp-MSE, exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights), "
-                     "rel-L2 (relative L2 per sample, the FNO paper's); "
-                     "default: the Table 2 row's or the preset's."),
-        click.option("--loss-delta", type=float, help="Threshold of the Huber losses, in field units (default 0.1)."),
-        click.option("--loss-w2", type=float, help="Step height of the tanh losses: how much more a pixel with a field "
-                     "weighs than the empty background (default 2000, the 2024 code's)."),
-        click.option("--fno-modes", type=click.IntRange(min=1),
-                     help="Fourier modes per axis of the FNO, both signs counted as neuraloperator counts them "
-                     "(default 16; darcy85: 24, the FNO paper's 12)."),
-        click.option("--w", "w", type=float, help="Loss weight w (Eq. 1; the 2024 losses' w); default: the Table 2 row's."),
-        click.option("--width", type=float, help="Channel multiplier of the networks (1 = the papers')."),
-        click.option("--epochs", type=int, help="Epochs (paper: 800)."),
-        click.option("--batch-size", type=int, help="Global training batch size (paper: 25); K torchrun ranks take B/K each."),
-        click.option("--lr", type=float, help="Adam learning rate (paper: 5e-6)."),
-        click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "halving"]),
-                     help="Learning-rate schedule: constant, cosine (to lr/100 at the last epoch), or halving every "
-                     "--lr-halve-every epochs (the FNO paper's)."),
-        click.option("--lr-halve-every", type=int, help="Epochs between halvings of the halving schedule (default 100)."),
-        click.option("--weight-decay", type=float, help="Adam's L2 penalty on the weights (default 0; darcy85: 1e-4)."),
-        click.option("--field-scale", type=float, help="The network's output times this is the field (default 1; "
-                     "darcy85: 0.01, the order of Darcy flow's u)."),
-        click.option("--n-samples", type=int, help="Use the first N samples of the data (paper: 20000)."),
-        click.option("--split", help="train,test,validation fractions (default 0.7,0.2,0.1 as the original code; the paper: 0.8,0.2,0); "
-                     "each source count is split alike."),
-        click.option("--split-seed", type=int, help="Seed of the split (default: --seed)."),
-        click.option("--train-fraction", type=float, help="Train on this fraction of the training split, equal per source count (default 1)."),
-        click.option("--select-on", type=click.Choice(["val", "test"]),
-                     help="Held-out split that picks the best epoch (val; paper2024: test, as the 2024 code)."),
-        click.option("--training-data", type=click.Choice(["file", "online"]),
-                     help="file: the training split; online: as many fresh exact samples of the file's problem every "
-                     "epoch, solved on the training device (seeded, never repeated)."),
-        click.option("--physics-weight", type=float,
-                     help="Add this weight times the physics loss (the residual of the discrete stationary equation, "
-                     "its unknown scale fitted, plus the peak's distance from 1) to the data loss; any network."),
-        click.option("--labels", "labels",
-                     help="Fraction of training samples whose fields the data loss sees: all (default), none (physics "
-                     "alone: with --training-data online no solver runs at all), or a number in (0, 1) (few labels "
-                     "plus physics on every sample). Needs --physics-weight > 0 unless all."),
-        click.option("--shuffle", type=click.Choice(["samples", "batches"]),
-                     help="samples: new batches every epoch; batches: fixed batches in a new order each epoch (the original code; paper preset)."),
-        click.option("--dropout", "dropout_all", type=float, help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."),
-        click.option("--rollback", type=click.Choice(["paper", "code", "off"]), help="Roll-back rule: Eq. 3, the original code's, or none."),
-        click.option("--rollback-C", "rollback_C", type=float, help="Roll-back threshold factor C (paper 5, code 10)."),
-        click.option("--rollback-m", type=int, help="Epochs averaged in the threshold (m = 20)."),
-        click.option("--rollback-s", type=int, help="Epochs rolled back (s = 5; code rule: backup period)."),
-        click.option("--early-stop", type=int, help="Stop after N epochs without a better held-out loss (0: never)."),
-        click.option("--init", type=click.Choice(["default", "kaiming", "flux"]),
-                     help="Weight initialisation: flux (Glorot-uniform, zero biases: the original networks; paper), kaiming (quick), default (PyTorch's)."),
-        click.option("--pooling", type=click.Choice(["table1", "code"]),
-                     help="NN2's encoder: Table 1's shapes (100-50-25-12-6-3-1, default) or the original code's padded second pool (100-50-26-13-6-3-1)."),
-        click.option("--output-scale", type=float, help="Initial scale of the final BatchNorms (default 1; quick: 0.14)."),
-        click.option("--output-shift", type=float, help="Initial bias of the final BatchNorms, split between the networks (quick: 0.095)."),
-        click.option("--recalibrate-bn/--no-recalibrate-bn", "recalibrate_bn", default=None,
-                     help="At the end, recompute the BatchNorm statistics of the best weights with dropout off "
-                     "(corrects the variance shift of dropout before BatchNorm; quick: on, paper: off)."),
-        click.option("--stream", type=click.Choice(["auto", "always", "never"]),
-                     help="Read the data file batch by batch instead of holding it on the device: auto (when it "
-                     "exceeds half the GPU's or the machine's memory; the full 2024 set does), always, never."),
-        click.option("--checkpoint-every", type=int, help="Epochs between checkpoints (default 10); SIGINT/SIGTERM also write one."),
-        click.option("--compile", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
-                     help="torch.compile the model (reduce-overhead adds CUDA graphs); off by default."),
-        click.option("--amp/--no-amp", default=None, help="bf16 autocast on CUDA (on by default; no effect on CPU)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split, initialisation and batches."),
-        click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:1, ..."),
-    ]
+    """Options shared by `train`, `reproduce` and `bench train`: one per TrainConfig field a user
+    sets (built by :func:`field_option`), each overriding the preset's value, and --preset and
+    --dropout."""
+    preset_help = "; ".join(f"{name}: {PRESET_HELP.get(name, '')}" for name in PRESET_NAMES)
+    options = [click.option("--preset", type=click.Choice(PRESET_NAMES), default=DEFAULT_PRESET, show_default=True,
+                            help=f"Defaults for everything below: {preset_help}.")]
+    for f in TRAIN_FIELDS.values():
+        if f.name == "dropout":  # four rates, set on the command line as one
+            options.append(click.option("--dropout", "dropout_all", type=float,
+                                        help="One dropout rate for D1-D4, replacing Table 2's (0 makes runs deterministic)."))
+        if f.metadata["option"]:
+            options.append(field_option(f.name))
     for option in reversed(options):
         command = option(command)
     return command
@@ -209,10 +207,20 @@ def parse_list(text, kind, option):
         raise ConfigError(f"{option} must be a comma-separated list of numbers, got {text!r}") from None
 
 
+TEXT_OPTIONS = {"split": parse_split, "labels": parse_labels}  # options taken as text, parsed by these
+
+
+def given(options: dict) -> dict:
+    """The options a user gave: those not given are None, and are left out, so that
+    :func:`~pydiff.training.config.config_for` keeps the preset's value for them."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def parse_training(options: dict) -> dict:
-    """``options`` of :func:`training_options` with their texts parsed (--split, --labels): what
-    every command that takes them hands on, so that none passes a text where a number belongs."""
-    return {**options, "split": parse_split(options.get("split")), "labels": parse_labels(options.get("labels"))}
+    """The ``options`` of :func:`training_options` that were given, their texts parsed (--split,
+    --labels): what every command that takes them hands on, so that none passes a text where a
+    number belongs, nor None where the preset's value should stand."""
+    return {name: TEXT_OPTIONS[name](value) if name in TEXT_OPTIONS else value for name, value in given(options).items()}
 
 
 def make_config(model, data, preset, **options):

@@ -2,57 +2,87 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from ..registry import PRECONDITIONERS
 from .app import CONTEXT, main, reports_errors
-from .evaluation import print_comparison
-from .options import BACKEND_HELP, PRESET_NAMES, parse_list, parse_training, training_options
+from .options import BACKEND_HELP, PRESET_NAMES, field_option, given, parse_list, parse_training, training_options
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """--seeds 0,1,2 -> (0, 1, 2): non-negative integers, at least one, each once (a repeat is dropped)."""
+    from ..errors import ConfigError
+
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise ConfigError(f"--seeds takes comma-separated non-negative integers such as 0,1,2, got {text!r}")
+    return tuple(dict.fromkeys(int(part) for part in parts))
 
 
 @main.command(context_settings=CONTEXT)
 @click.option("--model", "model_id", type=int, help="Table 2 model id (1-14).")
 @click.option("--all", "all_models", is_flag=True, help="All 14 models, one after the other (resumable).")
 @training_options
+@click.option("--seeds", help="Several seeds, comma-separated (0,1,2), instead of --seed: each seed its own split, "
+              "initialisation and batches, all on the one data set (of seed 0). Runs seed by seed: every model of "
+              "the first seed, then every model of the next, so an interrupted job has whole tables of the seeds "
+              "it finished; finished runs are reused. The table gives each row's mean ± sample standard deviation "
+              "over the seeds, the rank agreement with its bootstrap interval and the findings seed by seed.")
 @click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True, help="Where runs go.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data sets are cached.")
 @click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @reports_errors(data_error_code=2)
-def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, **options):
+def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, seeds, **options):
     """Reproduce Table 2 rows end to end: data, training, test metrics, figures, table.
 
-    Generates the data set when missing (cached in --data-dir by size and seed), trains the
-    model (quick preset: minutes on a CPU; paper: the published set-up, for a GPU), evaluates it
-    on the test split, and prints our residuals beside the published ones.  Run it again with the
-    same arguments and it continues where it stopped; finished steps are reused.
+    Generates the data set when missing (cached in --data-dir by size; every seed trains on the
+    same one, the seed drawing its split, initialisation and batches), trains the model (quick
+    preset: minutes on a CPU; paper: the published set-up, for a GPU), evaluates it on the test
+    split, and prints our residuals beside the published ones.  Run it again with the same
+    arguments and it continues where it stopped; finished steps are reused.
+
+    \b
+      pydiff reproduce --all --seeds 0,1,2    # runs/quick/modelNN-seedS, seed 0's 14 models first
+      pydiff table runs                       # the same table, mean ± std over the seeds
     """
+    from click.core import ParameterSource
+
     from ..errors import ConfigError
+    from ..evaluation.report import seed_report
     from ..pipelines.reproduce import reproduce as run
+    from ..pipelines.reproduce import run_order
     from ..registry import paper_model
     from ..training.distributed import launched_rank, teardown
 
     if all_models == (model_id is not None):
         raise ConfigError("give either --model N or --all")
+    if seeds is not None and click.get_current_context().get_parameter_source("seed") is not ParameterSource.DEFAULT:
+        raise ConfigError("give either --seed S or --seeds LIST, not both")
+    seed_list = parse_seeds(seeds) if seeds is not None else (seed,)
     models = list(range(1, 15)) if all_models else [model_id]
     for m in models:
         paper_model(m)  # an unknown id fails before any work
     options = parse_training(options)
-    results = {}
+    results = []
     try:
-        for m in models:
+        for s, m in run_order(models, seed_list):
             if launched_rank() == 0:
-                click.echo(f"== model {m} (preset {preset}) ==")
-            metrics = run(m, preset, runs, data_dir, seed, backend, **options)
+                click.echo(f"== model {m}{f', seed {s}' if len(seed_list) > 1 else ''} (preset {preset}) ==")
+            metrics = run(m, preset, runs, data_dir, s, backend, **options)
             if metrics is None:  # a torchrun rank other than 0: rank 0 reports
                 continue
-            results[m] = metrics["test"]
+            results.append((m, os.path.relpath(metrics["run_dir"], runs), metrics["test"]))
             click.echo(f"run directory: {metrics['run_dir']} (metrics.json, table.csv, fig*.png)")
     finally:
         teardown()
     if not results:
         return
-    click.echo(f"\nTable 2, preset {preset}: test-set residuals, ours beside the paper's")
-    print_comparison(results, models=models)
+    over = f", the mean over seeds {','.join(map(str, seed_list))}" if len(seed_list) > 1 else ""
+    click.echo(f"\nTable 2, preset {preset}: test-set residuals{over}, ours beside the paper's")
+    click.echo(seed_report(results, models=models, runs_column=False))
 
 
 @main.group(context_settings=CONTEXT)
@@ -70,18 +100,18 @@ def study():
 @click.option("--seeds", default="0,1", show_default=True, help="Run seeds per fraction (initialisation, batches, subset).")
 @click.option("--data", "data_kind", type=click.Choice(["file", "online", "both"]), default="file", show_default=True,
               help="file: the fixed subsets; online: fresh exact samples, the same steps per point; both.")
-@click.option("--epochs", type=int, help="Epochs of every run (default: the preset's).")
-@click.option("--width", type=float, help="Channel multiplier (default: the preset's).")
-@click.option("--network", type=click.Choice(["encdec", "unet"]), help="2024 network (default: the preset's, encdec).")
-@click.option("--loss", help="Loss by name (default: the preset's, tanh-MAE).")
-@click.option("--lr", type=float, help="Adam learning rate (default: the preset's).")
-@click.option("--batch-size", type=int, help="Global batch size (default: the preset's, 50).")
-@click.option("--n-samples", type=int, help="Size of the data set generated and split (default: the preset's).")
+@field_option("epochs", help="Epochs of every run.")
+@field_option("width", help="Channel multiplier of every run.")
+@field_option("network", help="2024 network of every run.", choices=("encdec", "unet"))
+@field_option("loss", help="Loss by name (see pydiff train --help).")
+@field_option("lr")
+@field_option("batch_size")
+@field_option("n_samples", help="Size of the data set generated and split.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data set is cached.")
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
 @click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, ...")
+@field_option("device")
 @reports_errors(data_error_code=2)
 def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, backend, **overrides):
     """Test error against training-set size (the 2024 study), optionally beside online data.
@@ -105,7 +135,7 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
     try:
         table, fits = train_size_study(
             preset, runs, parse_list(fractions, float, "--fractions"), parse_list(seeds, int, "--seeds"), kinds,
-            data_dir, data_seed, backend, on_point=report, **overrides)
+            data_dir, data_seed, backend, on_point=report, **given(overrides))
     finally:
         teardown()
     if launched_rank() != 0:
@@ -129,12 +159,12 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
               help="The same wall time per model: each model's epochs are set from its measured speed before it "
               "trains (default without --epochs: 12 for quick, quick2024 and quick-varied, the whole comparison in under an "
               "hour on 2 cores; 20 for darcy85); 0: every model gets the preset's epochs (the default of the other presets).")
-@click.option("--width", type=float, help="Channel multiplier of every model (default: the preset's).")
-@click.option("--epochs", type=int, help="Epochs of every model, instead of a time budget.")
-@click.option("--n-samples", type=int, help="Size of the data set (default: the preset's).")
+@field_option("width", help="Channel multiplier of every model.")
+@field_option("epochs", help="Epochs of every model, instead of a time budget.")
+@field_option("n_samples", help="Size of the data set.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the data, split and initialisations.")
-@click.option("--device", default="auto", show_default=True)
+@field_option("seed", help="Seed of the data, split and initialisations.")
+@field_option("device")
 @reports_errors(data_error_code=2)
 def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overrides):
     """Train the surrogate, the encoder-decoder, the U-Net and the FNO on the same data, split,
@@ -150,7 +180,7 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 
     try:
         table = compare(tuple(m.strip() for m in models.split(",") if m.strip()), preset, runs, data_dir, seed,
-                        budget_minutes, on_model=report, **overrides)
+                        budget_minutes, on_model=report, **given(overrides))
     finally:
         teardown()
     if launched_rank() == 0 and table is not None:
@@ -169,10 +199,12 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
 @click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
               "remove it to train it with other epochs.")
-@click.option("--iterations", type=click.IntRange(min=0), default=20, show_default=True,
-              help="a-posteriori: preconditioned CG steps on the error equation (more: closer to the true error, slower).")
-@click.option("--preconditioner", type=click.Choice(["spectral", "multigrid"]), default="spectral", show_default=True,
-              help="a-posteriori: of those steps, the constant-D inverse or one torch-mg V-cycle.")
+@click.option("--iterations", type=click.IntRange(min=0),
+              help="a-posteriori: CG steps on the error equation (more: closer to the true error, slower; default: 20 with the spectral preconditioner, none after the V-cycle with multigrid).")
+@click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
+              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
+              "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
+              "about a quarter of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
 @click.option("--ensemble-epochs", type=click.IntRange(min=1),
               help="ensemble: epochs of each member (default: the run's). Finished members are reused.")

@@ -30,12 +30,17 @@ from ..problem import Problem
 from ..problem.operator import stationary_operator
 from ..problem.residual import require_normalised, stationary_residual
 from ..problem.walls import for_each_wall
+from ..registry import PRECONDITIONERS
 from ..solvers.torch_cg import TorchCGSolver, TorchOperator
 
-ITERATIONS = 20  # preconditioned CG steps on the error equation (0: the preconditioner's answer alone)
+ITERATIONS = 20  # preconditioned CG steps on the error equation with the spectral preconditioner
 # The preconditioner of those steps: "spectral", the constant-D inverse (exact where D is constant:
-# then no step is needed), or "multigrid", one V-cycle of torch-mg (each step ~10x closer where D varies).
-PRECONDITIONERS = ("spectral", "multigrid")
+# then no step is needed), "multigrid", one V-cycle of torch-mg (each step ~10x closer where D
+# varies), or "auto": spectral where D is constant, multigrid where it varies.
+# The steps each takes unless told: 20 spectral ones (Spearman 1.00 with the true max error on
+# quick-varied), none after the V-cycle's own answer, whose estimate is within a few per cent of
+# the true max error and costs about a quarter of an exact torch-mg solve at 512^2 (README).
+DEFAULT_STEPS = {"spectral": ITERATIONS, "multigrid": 0}
 
 
 def check_preconditioner(preconditioner: str) -> str:
@@ -45,16 +50,26 @@ def check_preconditioner(preconditioner: str) -> str:
     return preconditioner
 
 
+def estimator(problem: Problem, preconditioner: str = "auto", iterations: int | None = None) -> tuple[str, int]:
+    """The estimate's preconditioner and CG steps for ``problem``: ``"auto"`` is
+    :func:`correction_preconditioner`'s choice, ``iterations`` None its :data:`DEFAULT_STEPS`."""
+    chosen = correction_preconditioner(problem) if check_preconditioner(preconditioner) == "auto" else preconditioner
+    steps = DEFAULT_STEPS[chosen] if iterations is None else iterations
+    if steps < 0:
+        raise ConfigError(f"the estimate's CG steps must be >= 0, got {steps}")
+    return chosen, steps
+
+
 def correction_preconditioner(problem: Problem) -> str:
     """The preconditioner of correction steps that must converge fast (refined answers, the
     guaranteed bound): the constant-D inverse where it is exact, a V-cycle where D varies."""
     return "spectral" if problem.diffusivity == "constant" else "multigrid"
 
 
-def error_solver(problem: Problem, preconditioner: str = "spectral", device: str = "cpu"):
+def error_solver(problem: Problem, preconditioner: str = "auto", device: str = "cpu"):
     """The solver whose ``approximate`` solves the error equation: torch-cg (the constant-D
     inverse as preconditioner) or torch-mg (a V-cycle)."""
-    if check_preconditioner(preconditioner) == "multigrid":
+    if estimator(problem, preconditioner)[0] == "multigrid":
         from ..solvers.torch_mg import TorchMGSolver
 
         return TorchMGSolver(problem, device=device)
@@ -62,8 +77,8 @@ def error_solver(problem: Problem, preconditioner: str = "spectral", device: str
 
 
 def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu", batch_size: int = 64, walls=None,
-                   preconditioner: str = "spectral") -> np.ndarray:
+                   iterations: int | None = None, device: str = "cpu", batch_size: int = 64, walls=None,
+                   preconditioner: str = "auto") -> np.ndarray:
     """The fields the equation implies from predictions: ``(y_hat + A^-1 R) / peak`` per sample.
 
     Args:
@@ -71,11 +86,12 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
         images: (n, [1,] L, L) their source images.
         problem: the equation (constants, walls); production sources only.
         diffusivity: (n, [1,] L, L) maps where D varies (None: the constant ``problem.D``).
-        iterations: CG steps on the error equation (see the module's text).
+        iterations: CG steps on the error equation (see the module's text; None: the
+            preconditioner's :data:`DEFAULT_STEPS`).
         device: where the steps run (``"cpu"``, ``"cuda"``, ``"auto"``).
         batch_size: samples per batch (memory: about 12 float64 fields of L^2 each).
         walls: (n,) each sample's walls where the problem mixes them (:mod:`pydiff.problem.walls`).
-        preconditioner: of the CG steps, one of :data:`PRECONDITIONERS`.
+        preconditioner: of the CG steps, one of :data:`PRECONDITIONERS` (:func:`estimator`).
 
     Returns:
         (n, L, L) float32 fields, peak 1: the exact fields when the error equation is solved exactly.
@@ -91,24 +107,36 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
     if problem.boundary == "mixed":  # each wall's samples with that wall's operator
         return for_each_wall(problem, walls, lambda one, *parts: implied_fields(
             parts[0], parts[1], one, parts[2], iterations, device, batch_size, preconditioner=preconditioner), y, img, maps)
+    preconditioner, iterations = estimator(problem, preconditioner, iterations)
     solver = error_solver(problem, preconditioner, device)
+    if preconditioner == "multigrid":  # a V-cycle's batch stays near the caches, as torch-mg's own solves do
+        batch_size = min(batch_size, solver.chunk)
     out = np.empty(y.shape, dtype=np.float32)
     for start in range(0, len(y), batch_size):
         part = slice(start, start + batch_size)
         y_t, img_t = (torch.from_numpy(a[part]).to(solver.device) for a in (y, img))
         D = None if maps is None else torch.from_numpy(maps[part]).to(solver.device)
-        w = y_t + solver.approximate(torch_residual(y_t, img_t, problem, D), D, iterations)
+        if preconditioner == "multigrid":  # the V-cycle's own fine operator gives the residual: one set-up
+            cycle = solver.preconditioner(D, y_t)
+            correction = solver.approximate(torch_residual(y_t, img_t, problem, D, cycle.operator), iterations=iterations,
+                                            cycle=cycle)
+        else:
+            correction = solver.approximate(torch_residual(y_t, img_t, problem, D), D, iterations)
+        w = y_t + correction
         flat = w.flatten(1)
         peak = flat.gather(1, flat.abs().argmax(dim=1, keepdim=True))[:, 0]
         out[part] = (w / torch.where(peak != 0, peak, torch.ones_like(peak))[:, None, None]).cpu().numpy()
     return out
 
 
-def torch_residual(y: torch.Tensor, images: torch.Tensor, problem: Problem, D: torch.Tensor | None) -> torch.Tensor:
+def torch_residual(y: torch.Tensor, images: torch.Tensor, problem: Problem, D: torch.Tensor | None,
+                   operator=None) -> torch.Tensor:
     """(b, L, L) ``c img - A y`` with the least-squares ``c``, on the tensors' device: what
     :func:`~pydiff.problem.residual.stationary_residual` gives (production sources, one wall
-    condition), without leaving the device (at 512^2 on a CPU, 30 ms per sample in numpy)."""
-    A = TorchOperator(torch.full_like(y, problem.D) if D is None else D, problem.gamma, problem.boundary)
+    condition), without leaving the device (at 512^2 on a CPU, 30 ms per sample in numpy).
+    ``operator``: ``A`` itself where the caller holds it already (a V-cycle's
+    :meth:`~pydiff.solvers.torch_mg.VCycle.operator`); else made from ``D``."""
+    A = operator or TorchOperator(torch.full_like(y, problem.D) if D is None else D, problem.gamma, problem.boundary)
     Ay = A(y)
     power = (images * images).sum(dim=(1, 2))
     c = (Ay * images).sum(dim=(1, 2)) / torch.where(power > 0, power, torch.ones_like(power))
@@ -116,8 +144,8 @@ def torch_residual(y: torch.Tensor, images: torch.Tensor, problem: Problem, D: t
 
 
 def error_estimate(prediction: np.ndarray, images: np.ndarray, problem: Problem, diffusivity: np.ndarray | None = None,
-                   iterations: int = ITERATIONS, device: str = "cpu", walls=None,
-                   preconditioner: str = "spectral") -> np.ndarray:
+                   iterations: int | None = None, device: str = "cpu", walls=None,
+                   preconditioner: str = "auto") -> np.ndarray:
     """(n, L, L) estimated absolute errors ``|y_hat - y|`` of predictions, without their ground
     truth (:func:`implied_fields`)."""
     L = problem.lattice
@@ -154,9 +182,14 @@ def inverse_row_sums(problem: Problem, diffusivity: np.ndarray | None, n: int, d
         return for_each_wall(problem, walls, lambda one, index, maps_part:
                              inverse_row_sums(one, maps_part, len(index), device), np.arange(n), diffusivity)
     L = problem.lattice
-    ones = torch.ones((n, L, L), dtype=torch.float64)
     maps = None if diffusivity is None else torch.as_tensor(np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L))
-    v = error_solver(problem, correction_preconditioner(problem), device).approximate(ones, maps, 2).cpu().numpy()
+    solver = error_solver(problem, correction_preconditioner(problem), device)
+    chunk = getattr(solver, "chunk", n) or 1  # a V-cycle's batch stays near the caches
+    v = np.empty((n, L, L))
+    for start in range(0, n, chunk):
+        part = slice(start, min(start + chunk, n))
+        ones = torch.ones((part.stop - start, L, L), dtype=torch.float64)
+        v[part] = solver.approximate(ones, None if maps is None else maps[part], 2).cpu().numpy()
     D = problem.D if diffusivity is None else np.asarray(diffusivity, dtype=np.float64).reshape(n, L, L)
     m = stationary_operator(v, D, problem.gamma, problem.boundary).reshape(n, -1).min(axis=1)
     with np.errstate(divide="ignore"):

@@ -47,13 +47,14 @@ from ..problem import Problem
 from ..problem.parameters import equation_differences
 from ..problem.residual import require_normalised, stationary_residual
 from ..problem.walls import for_each_wall
-from ..solvers import exact_timing, normalise
+from ..solvers import normalise
 from ..solvers.fastest import exact_fields
+from ..solvers.timing import exact_timing
 from ..solvers.torch_cg import TorchCGSolver
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..training.data import load_arrays, network_inputs, sample_maps, sample_walls
-from .aposteriori import (ITERATIONS, PRECONDITIONERS, check_preconditioner, correction_preconditioner, error_estimate,
+from .aposteriori import (PRECONDITIONERS, estimator, check_preconditioner, correction_preconditioner, error_estimate,
                           guaranteed_max_errors, implied_fields, inverse_row_sums)
 from .predict import predict
 
@@ -61,6 +62,7 @@ CALIBRATION = checkpoint.CALIBRATION
 EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5)  # the max errors the calibration report tries
 METHOD = "a-posteriori"
 HALVES = 0x63616C  # "cal": the random stream that halves the held-out samples into calibration and check
+ERROR_FLOOR = 1e-12  # a max error (estimated or true) below this divides as this: a ratio to an exact zero stays finite
 
 
 def conformal_quantile(ratios: np.ndarray, alpha: float) -> float:
@@ -73,8 +75,8 @@ def conformal_quantile(ratios: np.ndarray, alpha: float) -> float:
     return float(ratios[rank - 1]) if rank <= len(ratios) else math.inf
 
 
-def estimated_max_errors(prediction, images, problem: Problem, maps=None, iterations: int = ITERATIONS,
-                         device: str = "cpu", walls=None, preconditioner: str = "spectral") -> np.ndarray:
+def estimated_max_errors(prediction, images, problem: Problem, maps=None, iterations: int | None = None,
+                         device: str = "cpu", walls=None, preconditioner: str = "auto") -> np.ndarray:
     """(n,) the a-posteriori estimate of each prediction's max absolute error (the score ``s``);
     ``walls``: each sample's, where the problem mixes them; ``preconditioner``: of the estimate's
     CG steps (:data:`~pydiff.evaluation.aposteriori.PRECONDITIONERS`)."""
@@ -165,6 +167,12 @@ def _served_report(bound: np.ndarray, true: np.ndarray, ms_answered: float, ms_e
     return rows
 
 
+def error_ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` per sample, a denominator below :data:`ERROR_FLOOR` taken as it:
+    the true error over the estimate (what the quantile is fitted to), the bound over the true error."""
+    return np.asarray(numerator, dtype=np.float64) / np.maximum(denominator, ERROR_FLOOR)
+
+
 def warm_start(prediction, images, problem: Problem, maps=None, walls=None) -> np.ndarray | None:
     """(n, L, L) unnormalised first guesses of the fields from normalised predictions: ``y_hat / c``
     with the source factor ``c`` the residual fits (None where a ``c`` is not positive)."""
@@ -191,8 +199,8 @@ def iterations_saved(prediction, images, problem: Problem, maps, device: str = "
     return counts
 
 
-def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device: str | torch.device = "auto",
-              data=None, out=None, preconditioner: str = "spectral") -> dict:
+def calibrate(run_dir, alpha: float = 0.05, iterations: int | None = None, device: str | torch.device = "auto",
+              data=None, out=None, preconditioner: str = "auto") -> dict:
     """Fit the bound of ``run_dir``'s model on samples that played no part in training or model
     selection (:func:`held_out`: its held-out split that chose nothing, or the data file
     ``data``), halved at random: the calibration half fits the bound, the check half measures it.
@@ -229,6 +237,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
                           f"calibrate alpha {alpha:g} (it needs at least {needed}); use a larger alpha, or --data with "
                           f"at least {2 * needed} fresh samples")
     problem = samples.problem
+    preconditioner, iterations = estimator(problem, preconditioner, iterations)  # recorded as resolved: predict repeats them
 
     def part(index):
         return samples.x[index], samples.y[index], *(None if a is None else a[index] for a in (samples.maps, samples.walls))
@@ -236,7 +245,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
     x_fit, y_fit, maps_fit, walls_fit = part(fit)
     _, scores, true, _, _ = _errors(model, config, x_fit, y_fit, maps_fit, walls_fit, problem, iterations, device,
                                     preconditioner)
-    q = conformal_quantile(true / np.maximum(scores, 1e-12), alpha)
+    q = conformal_quantile(error_ratios(true, scores), alpha)
     result = {"method": METHOD, "iterations": iterations, "preconditioner": preconditioner, "alpha": alpha, "quantile": q, "split": samples.source,
               "n_calibration": int(len(fit)), "calibration_indices": samples.indices[fit].tolist(),
               "check_indices": samples.indices[check].tolist(), "problem": problem.to_attrs(),
@@ -252,7 +261,7 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int = ITERATIONS, device
         exact_solver, exact_s = exact_timing(problem, images, check_maps, walls=check_walls)
         report = {"n": int(len(check)), "coverage": float((true <= bound).mean()),
                   "coverage_tolerance": 3 * math.sqrt(alpha * (1 - alpha) / len(check)),
-                  "median_bound_over_error": float(np.median(bound / np.maximum(true, 1e-12))),
+                  "median_bound_over_error": float(np.median(error_ratios(bound, true))),
                   "by_max_error": _served_report(bound, true, 1e3 * (network_s + estimator_s), 1e3 * exact_s),
                   "ms_network": 1e3 * network_s,
                   "ms_estimator": 1e3 * estimator_s, "ms_exact": 1e3 * exact_s, "exact_solver": exact_solver}
@@ -376,14 +385,45 @@ def serve(prediction: np.ndarray, images: np.ndarray, problem: Problem, maps, ma
     if len(todo):
         todo_maps, todo_walls = of(todo)
         initial = warm_start(prediction[todo], images[todo], problem, todo_maps, todo_walls)
-        counts = []
-
-        def solve(one, *parts):
-            u, _, n = exact_fields(one, *parts, device=device)
-            counts.append(n)
-            return u
-
-        answers[todo] = normalise(for_each_wall(problem, todo_walls, solve, images[todo], todo_maps, initial))[0]
-        iterations = sum(counts)
+        answers[todo], iterations = solve_exactly(images[todo], problem, todo_maps, todo_walls, initial, device)
     return {"prediction": answers, "bound": bound.astype(np.float32), "served": served, "refined": refined,
             "refined_bound": refined_bound.astype(np.float32), "cg_iterations": iterations}
+
+
+def solve_exactly(images: np.ndarray, problem: Problem, maps=None, walls=None, initial=None,
+                  device: str = "cpu") -> tuple[np.ndarray, int]:
+    """(n, L, L) float32 normalised exact fields of ``images`` by the fastest backend
+    (:func:`~pydiff.solvers.fastest.exact_fields`, each wall's samples apart where the problem
+    mixes them), warm-started from ``initial`` (unnormalised; None: cold), and the CG iterations
+    it took (0 for a direct solve)."""
+    counts = []
+
+    def solve(one, *parts):
+        u, _, n = exact_fields(one, *parts, device=device)
+        counts.append(n)
+        return u
+
+    fields = normalise(for_each_wall(problem, walls, solve, images, maps, initial))[0]
+    return fields.astype(np.float32), sum(counts)
+
+
+def network_pays(calibration: dict, max_error: float) -> tuple[bool, str]:
+    """Whether running the network (and its estimate) on samples is expected to cost less than
+    it saves at ``max_error``, from the calibration's check half: ``(pays, why)``.
+
+    The fraction served at ``max_error`` is at most the one measured at the smallest max error
+    of the report at or above it (a bound only grows with its threshold); each served sample
+    saves an exact solve, every sample costs the network and the estimate.  Above the report's
+    largest max error, or without its timings, the network is tried."""
+    test = calibration.get("test", {})
+    above = [row for row in test.get("by_max_error", []) if row.get("max_error", 0) >= max_error]
+    costs = [test.get(key) for key in ("ms_network", "ms_estimator", "ms_exact")]
+    if not above or not all(isinstance(cost, (int, float)) and cost >= 0 for cost in costs):
+        return True, "the calibration does not say"
+    row = min(above, key=lambda r: r["max_error"])
+    network, estimator, exact = costs
+    saved = row["served"] * exact
+    why = (f"on the calibration's check half the network served {100 * row['served']:.3g} % at max error "
+           f"{row['max_error']:g}, saving {saved:.3g} ms per sample against {network + estimator:.3g} ms for the "
+           f"network and its estimate")
+    return saved > network + estimator, why

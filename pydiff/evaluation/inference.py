@@ -34,7 +34,7 @@ from ..problem.walls import constant_walls, wall_planes
 from ..training import checkpoint
 from ..training.config import channel_layout
 from ..version import __version__
-from .bound import check_max_error, read_calibration, serve
+from .bound import check_max_error, network_pays, read_calibration, serve, solve_exactly
 from .predict import predict, predict_mc_dropout
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def trained_problem(run_dir, config) -> Problem:
 def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samples: int = 32,
                  device: str | torch.device = "auto", batch_size: int = 100, diffusivity_path=None,
                  max_error: float | None = None, calibration_path=None, named: str | None = None,
-                 refine: int = 0) -> dict:
+                 refine: int = 0, skip_network: bool = True) -> dict:
     """Predict the fields of the images in ``inputs_path`` with ``run_dir``'s best network (and,
     for a network of the varied family, each image's diffusivity map: ``diffusivity_path``, or
     the ``diffusivity`` data set of an HDF5 ``inputs_path``).
@@ -177,7 +177,11 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     decay, target or (for a network that does not read maps) diffusivity is refused.  With
     ``max_error``, the bound of ``calibration_path`` (default ``RUN/calibration.json``) serves
     only samples of the family it was calibrated on; the others are solved exactly, as the
-    file poses them.  ``named``: how the user named the model (messages).
+    file poses them.  ``named``: how the user named the model (messages).  ``skip_network``:
+    where the calibration says the network would not repay its cost at ``max_error``
+    (:func:`~pydiff.evaluation.bound.network_pays`; not with ``refine`` or ``uncertainty``),
+    every sample is solved exactly without running it: the answers ``generate`` would give, at
+    its cost.
 
     Returns a summary: samples, lattice, with ``uncertainty`` the mean of each score, and with
     ``max_error`` the fraction served by the network and the seconds per answer.
@@ -230,9 +234,20 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
     if walls is not None:  # a network of mixed walls: each sample's, from the inputs file
         x = np.concatenate([x, wall_planes(walls, images.shape[-1])], axis=1)
     start = time.perf_counter()
+    summary = {"samples": len(images), "lattice": images.shape[-1]}
+    if calibration is not None and skip_network and not refine and not uncertainty:
+        assert given is not None and max_error is not None
+        pays, why = network_pays(calibration, max_error)
+        if not pays:  # the answers generate would give, at its cost
+            solved, iterations = solve_exactly(images, given, maps, walls, device=str(device))
+            arrays = {"prediction": solved, "bound": np.full(len(images), np.inf, dtype=np.float32),
+                      "served": np.zeros(len(images), dtype=bool)}
+            summary.update(served=0.0, refined=0.0, cg_iterations=iterations, network_skipped=why,
+                           seconds_per_answer=(time.perf_counter() - start) / len(images))
+            _write_answers(out_path, arrays, run_dir, inputs_path, 0, max_error, calibration, skipped=why)
+            return summary
     prediction = predict(model, x, batch_size, device, config.amp)[:, 0]
     arrays = {"prediction": prediction}
-    summary = {"samples": len(images), "lattice": images.shape[-1]}
     if calibration is not None:  # the file's own problem (its family is the calibration's)
         assert given is not None and max_error is not None  # a calibration is read for max_error, checked on given
         answers = serve(prediction, images, given, maps, max_error, calibration, str(device), walls, refine)
@@ -252,13 +267,21 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         arrays.update({f"{of}mc_dropout_std": spread[:, 0], f"{of}physics_residual": residual.astype(np.float32)})
         summary.update({f"mean_{of}mc_dropout_std": float(spread.mean()),
                         f"mean_abs_{of}physics_residual": float(np.abs(residual).mean())})
+    _write_answers(out_path, arrays, run_dir, inputs_path, samples if uncertainty else 0, max_error, calibration)
+    return summary
+
+
+def _write_answers(out_path: Path, arrays: dict, run_dir, inputs_path, mc_dropout_samples: int,
+                   max_error: float | None, calibration: dict | None, skipped: str | None = None) -> None:
+    """predict's HDF5 file, written atomically: ``arrays`` and what made them."""
     with atomic.replacing(out_path) as tmp, h5py.File(tmp, "w") as out:
         for name, array in arrays.items():
             out.create_dataset(name, data=array, chunks=(1, *array.shape[1:]) if array.ndim > 1 else True)
         out.attrs.update(run=str(run_dir), inputs=str(inputs_path), pydiff_version=__version__,
-                         mc_dropout_samples=samples if uncertainty else 0)
+                         mc_dropout_samples=mc_dropout_samples)
         if calibration is not None:
             out.attrs.update(max_error=max_error, alpha=calibration["alpha"], guarantee=calibration["guarantee"],
                              calibration=calibration["path"], calibration_sha256=calibration["sha256"])
-    return summary
+        if skipped is not None:
+            out.attrs["network_skipped"] = skipped
 

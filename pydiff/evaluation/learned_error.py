@@ -1,4 +1,4 @@
-"""Fit and apply the learned error model (:class:`pydiff.nn.error_model.ErrorModel`).
+"""Fit and apply the learned error model (:class:`pydiff.nn.error_cnn.ErrorModel`).
 
 Labels are cheap here: the exact solver gives every calibration sample its true error.  The
 model is fitted on a labelled calibration split (a run's validation samples: never trained on,
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..nn.error_model import ErrorModel
+from ..nn.error_cnn import ErrorModel
 
 FLOOR = 1e-8  # errors below this are "exact": log10 would run off to -inf
 

@@ -8,10 +8,9 @@ from torch import nn
 from ..errors import ConfigError
 from .cnn2024 import EncoderDecoder, UNet
 from .fno import fno
+from .names import NETWORKS
 from .prior import ConstantDPrior
 from .surrogate2021 import Surrogate
-
-NETWORKS = ("surrogate", "encdec", "unet", "fno")  # the 2021 NN1 + NN2 (Table 1); the 2024 encoder-decoder and U-Net; neuraloperator's FNO
 
 
 class Scaled(nn.Module):

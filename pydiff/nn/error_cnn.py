@@ -1,6 +1,6 @@
 """A learned error model: a small CNN that reads a prediction and says how wrong it is.
 
-Input: (batch, C, L, L), the channels of :func:`pydiff.evaluation.error_model.features` (the
+Input: (batch, C, L, L), the channels of :func:`pydiff.evaluation.learned_error.features` (the
 source image, the prediction, its physics residual and, where D varies, the diffusivity channel).
 Output: (batch, 2), log10 of the prediction's mean and max absolute error.  Three stride-2
 convolutions see neighbourhoods of 15 cells; the global mean and max of the last maps feed two

@@ -25,8 +25,7 @@ from torch import nn
 from ..problem import Problem
 from ..problem.walls import PLANES, for_each_wall, walls_from_planes
 from ..solvers.torch_cg import TorchCGSolver
-
-PRIORS = ("none", "constant-d")
+from .names import PRIORS
 
 
 class ConstantDPrior(nn.Module):

@@ -13,8 +13,9 @@ from typing import Literal, cast
 import torch
 from torch import nn
 
+from .names import INITS, POOLINGS
+
 LEAK = 0.01
-INITS = ("default", "kaiming", "flux")
 
 
 def channels(base: int, width: float) -> int:
@@ -56,9 +57,6 @@ class NN1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
-
-
-POOLINGS = ("table1", "code")
 
 
 class NN2(nn.Module):

@@ -3,7 +3,7 @@ neuraloperator's FNO, each trained on the same data, split, loss and budget.
 
 The budget is either the preset's epochs for every model, or the same wall time
 (``budget_minutes``): then each model's epochs are set before it trains, from its own measured
-step and evaluation speed (:func:`pydiff.evaluation.timing.bench_train`), so a slower network gets fewer
+step and evaluation speed (:func:`pydiff.benchmarking.training.bench_train`), so a slower network gets fewer
 epochs and the learning-rate schedule still runs to its end.  The epochs chosen are recorded.
 
 Each model is a cached, resumable run (``DIR/<model>``); ``DIR/compare.csv`` has one row per
@@ -28,12 +28,13 @@ import pandas as pd
 import torch
 
 from .. import atomic
+from ..benchmarking.speed import time_forward
+from ..benchmarking.training import bench_train
 from ..datasets.hdf5 import load
 from ..device import pick_device
 from ..errors import ConfigError
 from ..evaluation.predict import predict
 from ..evaluation.report import format_table
-from ..evaluation.timing import bench_train, time_forward
 from ..nn.build import NETWORKS
 from ..nn.fno import neuraloperator_version
 from ..problem import Problem
@@ -132,7 +133,8 @@ def compare(models=MODELS, preset_name: str = "quick", runs_dir="runs/compare", 
     ctx = distributed.setup(base.device)
     runs_dir = output_dir(runs_dir, ctx)
     finer = finer_problem(problem)
-    assert base.n_samples is not None  # every preset sets it, and config_for ignores a None override
+    if base.n_samples is None:  # every preset sets it; None (all of a file) cannot size the file made here
+        raise ConfigError("n_samples None means all of a data file; this pipeline generates its file: give a number")
     if ctx.is_main:
         ensure_data(data_dir, base.n_samples, seed, backend, progress=progress, problem=problem)
         ensure_data(data_dir, transfer_samples, seed + 1, backend, progress=progress, problem=finer)

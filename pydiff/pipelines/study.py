@@ -113,7 +113,8 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
     problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(base.device)
     study_dir = output_dir(study_dir, ctx)
-    assert base.n_samples is not None  # every preset sets it, and config_for ignores a None override
+    if base.n_samples is None:  # every preset sets it; None (all of a file) cannot size the file made here
+        raise ConfigError("n_samples None means all of a data file; this pipeline generates its file: give a number")
     if ctx.is_main:
         ensure_data(data_dir, base.n_samples, data_seed, backend, progress=progress, problem=problem)
     distributed.barrier(ctx)

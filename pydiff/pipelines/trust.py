@@ -13,7 +13,7 @@ score ranked against the true mean residual, one against the true max residual):
 - ``a-posteriori``: the error itself, from the equation: a few preconditioned CG steps on the
   error equation ``A e = r`` (:mod:`pydiff.evaluation.aposteriori`; exact where D is constant);
 - ``learned``: a small CNN fitted on the run's validation samples (labelled: the exact solver
-  made them) to each prediction's mean and max error (:mod:`pydiff.evaluation.error_model`);
+  made them) to each prediction's mean and max error (:mod:`pydiff.evaluation.learned_error`);
 - ``ensemble``: ``ensemble_size`` more networks of the run's configuration with other seeds
   (deep ensembles); the score is the root-mean-square distance of the run's prediction to theirs.
 
@@ -43,17 +43,17 @@ from scipy.stats import spearmanr
 from .. import atomic
 from ..device import memory_budget, pick_device
 from ..errors import ConfigError
-from ..evaluation.aposteriori import ITERATIONS, error_estimate
-from ..evaluation.error_model import (
+from ..evaluation.aposteriori import error_estimate
+from ..evaluation.figures import plot_trust
+from ..evaluation.learned_error import (
     error_targets,
     features,
     fit_error_model,
     predicted_errors,
 )
-from ..evaluation.figures import plot_trust
 from ..evaluation.predict import predict, predict_mc_dropout
 from ..problem.residual import require_normalised, stationary_residual
-from ..solvers import exact_timing
+from ..solvers.timing import exact_timing
 from ..training import checkpoint, distributed
 from ..training.config import TrainConfig, config_for
 from ..training.data import RunArrays, load_arrays, sample_maps, sample_walls
@@ -66,6 +66,8 @@ CSV, SCORES, FIGURE, INVERSE_DIR, ENSEMBLE_DIR = "trust.csv", "trust_scores.csv"
 WORST = 0.05
 EXACT_TIMING_SAMPLES = 32  # the exact solver's time per sample is measured on this many test samples
 MIN_TEST = 20  # test samples below which a ranking (Spearman, the worst 5 %) means nothing
+INVERSE_EPOCHS = 5  # epochs of the inverse network when none are asked for
+LEARNED_MIN_VAL = 10  # validation samples the learned error model needs to fit on
 def flag_quality(score: np.ndarray, error: np.ndarray, share: float = WORST) -> tuple[float, float]:
     """Precision and recall of flagging the ``share`` highest scores as the ``share`` worst errors."""
     k = max(1, int(round(share * len(error))))
@@ -77,11 +79,12 @@ def flag_quality(score: np.ndarray, error: np.ndarray, share: float = WORST) -> 
 
 def inverse_config(run_config, epochs: int | None = None, width: float | None = None):
     """The inverse network of a run: the quick2024 encoder-decoder on the run's data file and
-    split, mapping fields to source images."""
+    split (its samples, all of the file included), mapping fields to source images, for
+    ``epochs`` (None: :data:`INVERSE_EPOCHS`) at ``width`` (None: the preset's)."""
     split_seed = run_config.seed if run_config.split_seed is None else run_config.split_seed
     return config_for(None, "quick2024", data=run_config.data, n_samples=run_config.n_samples,
                       split=run_config.split, split_seed=split_seed, seed=run_config.seed, inverse=True,
-                      epochs=epochs or 5, width=width)
+                      epochs=epochs or INVERSE_EPOCHS, **({} if width is None else {"width": width}))
 
 
 def _reused_epochs(run: Path, asked: int | None, option: str) -> int | None:
@@ -169,7 +172,7 @@ def _physics(case: _Case, **_options) -> Scores:
     return _map_scores(residual, seconds)
 
 
-def _a_posteriori(case: _Case, iterations: int = ITERATIONS, preconditioner: str = "spectral", **_options) -> Scores:
+def _a_posteriori(case: _Case, iterations: int | None = None, preconditioner: str = "auto", **_options) -> Scores:
     estimate, seconds = _timed(error_estimate, case.prediction, case.images, case.problem, case.maps, iterations,
                                str(case.device), case.walls, preconditioner)
     return _map_scores(estimate, seconds)
@@ -188,9 +191,9 @@ def _inverse(case: _Case, inverse_epochs: int | None = None, **_options) -> Scor
 
 def _learned(case: _Case, **_options) -> Scores:
     calibration = case.arrays.split["val"]
-    if len(calibration) < 10:
-        raise ConfigError(f"the learned error model needs a validation split of 10 or more samples to fit on; "
-                          f"{case.run_dir} has {len(calibration)}")
+    if len(calibration) < LEARNED_MIN_VAL:
+        raise ConfigError(f"the learned error model needs a validation split of {LEARNED_MIN_VAL} or more samples to "
+                          f"fit on; {case.run_dir} has {len(calibration)}")
     start = time.perf_counter()
     x_cal, y_cal = case.arrays.inputs[calibration], case.arrays.fields[calibration]
     predicted_cal = predict(case.model, x_cal, case.config.eval_batch_size, case.device, case.config.amp)
@@ -247,8 +250,8 @@ def parse_methods(text: str) -> tuple[str, ...]:
 
 
 def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str | torch.device = "auto",
-          inverse_epochs: int | None = None, progress=True, iterations: int = ITERATIONS,
-          preconditioner: str = "spectral", ensemble_size: int = 4, ensemble_epochs: int | None = None) -> pd.DataFrame:
+          inverse_epochs: int | None = None, progress=True, iterations: int | None = None,
+          preconditioner: str = "auto", ensemble_size: int = 4, ensemble_epochs: int | None = None) -> pd.DataFrame:
     """Score every test sample of ``run_dir`` with each method and compare with the true error.
 
     Returns:

@@ -25,6 +25,11 @@ torch-mg   batched CG in PyTorch, preconditioned by a geometric multigrid V-cycl
 =========  ==========================================================================  ==================
 
 Every backend solves every wall condition (Dirichlet, Neumann, periodic).
+
+This module is the registry and the entry point only; beside it, :mod:`~pydiff.solvers.timing`
+times a solver (:func:`~pydiff.solvers.timing.timed_solve`, and the fastest exact backend's cost,
+:func:`~pydiff.solvers.timing.exact_timing`) and :mod:`~pydiff.solvers.crosscheck` compares the
+backends with each other (``pydiff crosscheck``).
 """
 
 from __future__ import annotations
@@ -136,68 +141,4 @@ def solve(images: np.ndarray, problem: Problem, backend: str = "auto", diffusivi
         return normalise(solver(np.asarray(images), diffusivity))
 
 
-
-
-def timed_solve(solver: Solver, images: np.ndarray, diffusivity=None, walls=None) -> tuple[np.ndarray, float]:
-    """The fields of ``images`` and the seconds per sample, after a one-image warm-up call
-    (Julia compiles on its first call; start-up is not part of a solver's speed); ``walls``:
-    each sample's, for a problem that mixes them."""
-    import time
-
-    def call(index):
-        args = (images[index], None if diffusivity is None else diffusivity[index])
-        return solver(*args) if walls is None else solver(*args, walls[index])
-
-    call(slice(0, 1))
-    start = time.perf_counter()
-    u = call(slice(None))
-    return u, (time.perf_counter() - start) / len(images)
-
-
-def exact_timing(problem: Problem, images: np.ndarray, diffusivity=None, n: int = 32, walls=None) -> tuple[str, float]:
-    """The backend ``"auto"`` picks for ``problem`` (the fastest exact one) and its seconds per
-    sample on up to ``n`` of the (b, L, L) ``images`` (:func:`timed_solve`; ``walls``: each
-    sample's, where the problem mixes them): what an estimate of an error must cost less than."""
-    with make_solver("auto", problem) as solver:
-        _, seconds = timed_solve(solver, np.asarray(images[:n], dtype=np.float64),
-                                 None if diffusivity is None else diffusivity[:n], None if walls is None else walls[:n])
-        return solver.name, seconds
-
-
-def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
-    """Solve the same ``n`` random inputs with each backend and compare the normalised fields.
-
-    Each backend is timed with :func:`timed_solve`.
-
-    Returns:
-        ``(pairs, timings)``: a DataFrame of pairwise ``max_abs`` and ``mean_abs`` differences,
-        and one of seconds per sample for each backend.
-    """
-    import itertools
-
-    import pandas as pd
-
-    from ..problem import sample_sources, source_images
-    from ..problem.diffusivity import diffusivity_maps
-
-    backends = list(dict.fromkeys(backends))
-    if len(backends) < 2:
-        raise ConfigError("crosscheck needs at least two backends, e.g. --backends spectral,direct")
-    for name in backends:
-        solver_class(name)  # unknown names fail before any work
-    images = source_images(problem, sample_sources(problem, n, seed))
-    maps = diffusivity_maps(problem, range(n), seed)
-    fields, timings = {}, []
-    for name in backends:
-        with make_solver(name, problem) as solver:
-            u, seconds = timed_solve(solver, images, maps)
-        fields[name] = normalise(u)[0].astype(np.float64)
-        timings.append({"backend": name, "seconds_per_sample": seconds, "samples_per_second": 1.0 / seconds})
-    pairs = []
-    for a, b in itertools.combinations(backends, 2):
-        diff = np.abs(fields[a] - fields[b])
-        pairs.append({"backend_a": a, "backend_b": b, "max_abs": diff.max(), "mean_abs": diff.mean()})
-    return pd.DataFrame(pairs), pd.DataFrame(timings)
-
-
-__all__ = ["BACKENDS", "Solver", "crosscheck", "exact_timing", "make_solver", "normalise", "resolve_backend", "solve", "solver_class"]
+__all__ = ["BACKENDS", "Solver", "make_solver", "normalise", "resolve_backend", "solve", "solver_class"]

@@ -51,8 +51,7 @@ class Solver:
             raise ConfigError(f"a problem with {self.problem.diffusivity} diffusivity needs each sample's map")
         if diffusivity is not None:
             diffusivity = np.asarray(diffusivity, dtype=np.float64)
-            if diffusivity.shape != images.shape or not (diffusivity > 0).all():
-                raise ConfigError(f"diffusivity maps must be positive and shaped like the images {images.shape}")
+            check_maps(diffusivity, images.shape)
         return self._solve(images, diffusivity)
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
@@ -66,6 +65,26 @@ class Solver:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_maps(maps: np.ndarray, shape: tuple) -> None:
+    """Raise :class:`ConfigError`, in one line, for diffusivity ``maps`` that are not one positive
+    map per image of ``shape``: of another shape; all zero (the unwritten rows of an incomplete
+    data file); holding NaN; holding a value <= 0 (the first wrong map named)."""
+    if maps.shape != tuple(shape):
+        raise ConfigError(f"diffusivity maps of shape {maps.shape} for images of shape {tuple(shape)}: one map per image")
+    flat = maps.reshape(len(maps), -1) if len(maps) else maps.reshape(0, 0)  # zero samples: nothing to check
+    wrong = ~(flat > 0).all(axis=1)  # NaN, zero and negative values alike
+    if not wrong.any():
+        return
+    k = int(np.argmax(wrong))
+    row = flat[k]
+    if not row.any():
+        raise ConfigError(f"diffusivity map {k} is all zero: an incomplete data file leaves its unwritten rows so "
+                          "(pydiff info says; finish it with pydiff generate --resume)")
+    if np.isnan(row).any():
+        raise ConfigError(f"diffusivity map {k} holds NaN")
+    raise ConfigError(f"diffusivity map {k} holds a value <= 0 ({row.min():g}); D must be positive everywhere")
 
 
 def laplacian_eigenvalues(L: int) -> np.ndarray:

@@ -42,10 +42,15 @@ def exact_fields(problem: Problem, images: np.ndarray, diffusivity: np.ndarray |
     try:
         options = {"device": device} if name.startswith("torch") else {}
         with make_solver(name, problem, **options) as solver:
-            if name in WARM_STARTING:
-                u = solver.fields_of(torch.as_tensor(images), None if diffusivity is None else torch.as_tensor(diffusivity),
-                                     None if initial is None else torch.as_tensor(initial)).cpu().numpy()
-                return u, name, int(solver.iterations)
+            if name in WARM_STARTING:  # a chunk at a time, as the solver's own numpy entry point goes
+                u, iterations, chunk = np.empty(images.shape), 0, getattr(solver, "chunk", len(images)) or 1
+                for start in range(0, len(images), chunk):
+                    part = slice(start, start + chunk)
+                    u[part] = solver.fields_of(
+                        torch.as_tensor(images[part]), None if diffusivity is None else torch.as_tensor(diffusivity[part]),
+                        None if initial is None else torch.as_tensor(initial[part])).cpu().numpy()
+                    iterations += int(solver.iterations)
+                return u, name, iterations
             u = solver(images, diffusivity)
             iterations = getattr(solver, "iterations", 0)
             return u, name, int(sum(iterations) if isinstance(iterations, list) else iterations)

@@ -61,14 +61,19 @@ class JuliaSession(Solver):
         # Threads over samples need Julia threads, and juliacall wants signal handling with them.
         os.environ.setdefault("PYTHON_JULIACALL_THREADS", "auto")
         os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
-        try:
-            from juliacall import Main as jl
+        try:  # juliapkg finds or installs Julia and OrdinaryDiffEq here, and raises anything from URLError to
+            from juliacall import Main as jl  # a bare Exception: all of it means Julia cannot be had here
 
-            jl.include(str(source))
-            self._solve_batch = jl.PyDiffGroundTruth.solve_batch
-            self._solve_batch_varied = jl.PyDiffGroundTruth.solve_batch_varied
-        except Exception as exc:  # juliapkg raises anything from URLError to JuliaError
+            from juliacall import JuliaError
+        except Exception as exc:
             raise BackendUnavailable(unavailable_message(exc)) from None
+        try:
+            jl.include(str(source))
+        except JuliaError as exc:  # Julia could not load the solver (a package missing or failing to precompile)
+            raise BackendUnavailable(unavailable_message(exc)) from None
+        # our Julia module's names: an error here is a bug of pydiff's, and comes out as itself
+        self._solve_batch = jl.PyDiffGroundTruth.solve_batch
+        self._solve_batch_varied = jl.PyDiffGroundTruth.solve_batch_varied
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
         p = self.problem

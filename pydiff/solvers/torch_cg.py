@@ -23,6 +23,10 @@ from .base import Solver
 from .spectral import eigenvalues
 from .torch_transforms import Transform
 
+# approximate() stops early only where a sample's residual falls below this fraction of its
+# right-hand side's norm: float64 round-off, not a tolerance
+ROUND_OFF = 1e-13
+
 
 def harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 2.0 * a * b / (a + b)
@@ -153,7 +157,7 @@ class TorchCGSolver(Solver):
             raise ConfigError(f"iterations must be >= 0, got {iterations}")
         r = rhs.to(device=self.device, dtype=self.dtype)
         A, mean_D = self.operator(diffusivity, r)
-        round_off = 1e-13 * r.flatten(1).norm(dim=1)  # every step asked for, short of round-off (or a zero rhs)
+        round_off = ROUND_OFF * r.flatten(1).norm(dim=1)  # every step asked for, short of round-off (or a zero rhs)
         return self._cg(A, mean_D, r, self.constant_inverse(r, mean_D), round_off, iterations)[0]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:

@@ -10,10 +10,16 @@ is backend-agnostic (any registered backend can run inside, which is how it is t
 
 and, once at start-up, the worker answers ("ready", None) or ("error", kind, message).  The
 worker's own stdout/stderr go to a log file, so that installer chatter never reaches the user.
+
+An error comes back as its own kind: pydiff's errors and Python's built-in ones as themselves,
+others as :class:`WorkerError` naming their kind.  Only what says that the backend cannot start
+here (its package or program missing: :data:`START_UP_FAILURES`) becomes
+:class:`~pydiff.errors.BackendUnavailable`; a bug at start-up surfaces as the bug it is.
 """
 
 from __future__ import annotations
 
+import builtins
 import multiprocessing as mp
 import os
 import sys
@@ -23,14 +29,45 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ConfigError, PydiffError
+from .. import errors
+from ..errors import BackendUnavailable, PydiffError
 from ..problem import Problem
 from .base import Solver
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
 
-_ERRORS = {"ConfigError": ConfigError, "BackendUnavailable": BackendUnavailable}
+# pydiff's errors by name, rebuilt in the parent from what the worker sends
+_ERRORS = {name: cls for name, cls in vars(errors).items() if isinstance(cls, type) and issubclass(cls, PydiffError)}
+# what a backend's construction raises when it cannot run here: its package or its program missing
+START_UP_FAILURES = (ImportError, OSError)
+
+
+class WorkerError(RuntimeError):
+    """An error in the worker of a kind the parent does not import (its message names the kind)."""
+
+
+def _kind(exc: BaseException, starting: bool = False) -> str:
+    """The kind the worker reports for ``exc``: its class's name, or BackendUnavailable for a
+    start-up failure of :data:`START_UP_FAILURES`."""
+    if starting and isinstance(exc, START_UP_FAILURES) and not isinstance(exc, PydiffError):
+        return "BackendUnavailable"
+    return type(exc).__name__
+
+
+def _rebuilt(kind: str, message: str) -> BaseException:
+    """The parent's exception for the worker's ``("error", kind, message)``."""
+    if kind in _ERRORS:
+        return _ERRORS[kind](message)
+    cls = getattr(builtins, kind, None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(message)
+        except TypeError:  # a built-in that takes other arguments (UnicodeDecodeError)
+            pass
+    if isinstance(cls, type) and issubclass(cls, BaseException):  # KeyboardInterrupt, SystemExit: the worker stopped
+        return PydiffError(f"{kind}: {message}")
+    return WorkerError(f"{kind}: {message}")
 
 
 def _build(target: str, problem: Problem, options: dict) -> Solver:
@@ -53,10 +90,9 @@ def _serve(conn, target: str, problem_attrs: dict, options: dict, log_path: str)
     sys.stdout = sys.stderr = log
     try:
         solver = _build(target, Problem(**problem_attrs), options)
-    except BaseException as exc:  # report any start-up failure, then exit
+    except BaseException as exc:  # report any start-up failure as its kind, then exit
         traceback.print_exc()
-        kind = type(exc).__name__ if isinstance(exc, PydiffError) else "BackendUnavailable"
-        conn.send(("error", kind, str(exc) or type(exc).__name__))
+        conn.send(("error", _kind(exc, starting=True), str(exc) or type(exc).__name__))
         return
     conn.send(("ready", None))
     with solver:
@@ -71,7 +107,7 @@ def _serve(conn, target: str, problem_attrs: dict, options: dict, log_path: str)
                 conn.send(("ok", solver(*payload)))
             except BaseException as exc:
                 traceback.print_exc()
-                conn.send(("error", type(exc).__name__, str(exc)))
+                conn.send(("error", _kind(exc), str(exc)))
 
 
 class WorkerSolver(Solver):
@@ -111,7 +147,7 @@ class WorkerSolver(Solver):
             ) from None
         if reply[0] == "error":
             _, kind, message = reply
-            raise _ERRORS.get(kind, PydiffError)(f"{message} [worker log: {self.log_path}]")
+            raise _rebuilt(kind, f"{message} [worker log: {self.log_path}]")
         return reply[1]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:

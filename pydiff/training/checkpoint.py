@@ -17,6 +17,7 @@ A run directory holds
 Every file is written under a temporary name and renamed, so a reader (or a resumed run) never
 sees half a file.  Models load from a run without the trainer: :func:`load_model`.  Nothing read
 here can run code: a tampered file is refused with a :class:`~pydiff.errors.DataFileError`.
+What of a pydiff 0.1 run is still read (its best.pt) is in :mod:`pydiff.training.legacy_checkpoint`.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from ..errors import ConfigError, DataFileError
 from ..nn.build import build_model
 from ..problem import Problem
 from ..version import __version__
+from . import legacy_checkpoint as legacy
 from .config import TrainConfig
 
 CONFIG = "config.json"
 LAST = "last.pt"
 MODEL = "model.safetensors"
-LEGACY_BEST = "best.pt"  # pydiff 0.1 kept the best weights in a torch file; still read (weights only)
 MODEL_FORMAT = "pydiff.model"
 LOG = "log.csv"
 RESULT = "result.json"
@@ -158,10 +159,8 @@ def load_checkpoint(run_dir, device="cpu") -> dict:
         raise DataFileError(f"{path}: unreadable checkpoint ({type(exc).__name__}: it is damaged, or holds more "
                             "than tensors and plain values); start a new run or remove it") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        older = isinstance(checkpoint, dict) and "optimizer" in checkpoint and "rollback" in checkpoint
-        raise DataFileError(f"{path}: " + ("a checkpoint of pydiff 0.1's first format, which cannot be resumed "
-                                           "here; its best.pt still evaluates; train into a new --out"
-                                           if older else "not a pydiff checkpoint"))
+        raise DataFileError(f"{path}: " + (legacy.FIRST_FORMAT if legacy.is_first_format(checkpoint)
+                                           else "not a pydiff checkpoint"))
     if checkpoint.get("version") != CHECKPOINT_VERSION:
         raise DataFileError(f"{path}: checkpoint version {checkpoint.get('version')}, this pydiff reads "
                             f"version {CHECKPOINT_VERSION}; retrain, or finish it with the pydiff that wrote it")
@@ -185,7 +184,8 @@ def save_model(weights: dict, run_dir, epoch: int = -1, val_loss: float = float(
 
 def read_model_file(run_dir, device="cpu") -> tuple[dict, dict]:
     """``(state_dict, metadata)`` of a run's best model: model.safetensors (metadata: epoch,
-    val_loss, problem), or a pydiff 0.1 run's best.pt read as tensors only."""
+    val_loss, problem), or a pydiff 0.1 run's best.pt read as tensors only
+    (:func:`pydiff.training.legacy_checkpoint.best_weights`)."""
     run_dir = Path(run_dir)
     path = run_dir / MODEL
     try:
@@ -195,14 +195,9 @@ def read_model_file(run_dir, device="cpu") -> tuple[dict, dict]:
             if metadata.get("format") != MODEL_FORMAT:
                 raise DataFileError(f"{path}: not a pydiff model (format {metadata.get('format')!r})")
             return load_file(str(path), device=str(device)), metadata
-        path = run_dir / LEGACY_BEST
+        path = run_dir / legacy.BEST
         if path.is_file():
-            best = _torch_load(path, device)
-            if not isinstance(best, dict) or not isinstance(best.get("model"), dict):
-                raise DataFileError(f"{path}: cannot be loaded (it holds no weights); retrain it")
-            # pydiff 0.1's surrogate registered its output layers twice, under a second name
-            weights = {k: v for k, v in best["model"].items() if ".output_conv." not in k}
-            return weights, {"epoch": str(best.get("epoch", -1)), "val_loss": repr(best.get("val_loss"))}
+            return legacy.best_weights(_torch_load(path, device), path)
     except DataFileError:
         raise
     except DAMAGED as exc:  # truncated, foreign or tampered file
@@ -219,7 +214,7 @@ def model_digest(run_dir) -> str:
     import hashlib
 
     run_dir = Path(run_dir)
-    path = run_dir / MODEL if (run_dir / MODEL).is_file() else run_dir / LEGACY_BEST
+    path = run_dir / MODEL if (run_dir / MODEL).is_file() else run_dir / legacy.BEST
     if not path.is_file():
         raise DataFileError(f"{run_dir}: no {MODEL}; train it first (pydiff train --out {run_dir})")
     digest = hashlib.sha256()

@@ -1,23 +1,23 @@
 """TrainConfig: everything a training run depends on, saved as its run directory's config.json.
 
 :func:`config_for` builds one from a Table 2 row and a preset (:mod:`pydiff.registry`) with
-explicit overrides on top.
+explicit overrides on top.  Each field carries what the command line shows of it (its help, the
+library's tuple of the names it accepts): :func:`pydiff.cli.options.training_options` builds the
+options of ``train``, ``reproduce`` and ``bench train`` from the fields, their defaults from the
+fields' and the presets' values.  Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..nn.build import NETWORKS
-from ..nn.losses import LOSSES
-from ..nn.prior import PRIORS
-from ..nn.surrogate2021 import INITS, POOLINGS
-from ..registry import paper_model
+from ..nn.names import INITS, LOSS_NAMES, NETWORKS, POOLINGS, PRIORS
+from ..registry import DEFAULT_PRESET, paper_model
 from ..registry import preset as preset_values
-from .rollback import RULES
+from .rollback import RULE_C, RULES
 
 SCHEDULES = ("constant", "cosine", "halving")
 SHUFFLES = ("samples", "batches")
@@ -25,64 +25,130 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 SELECT_ON = ("val", "test")
 TRAINING_DATA = ("file", "online")
 STREAM = ("auto", "always", "never")
+COSINE_FLOOR = 1e-2  # the cosine schedule runs from lr towards lr * COSINE_FLOOR (pydiff.training.step.lr_at)
+TABLE2_FIELDS = ("p1", "p2", "dropout", "w", "loss")  # what a Table 2 row sets (config_for's model_id)
+
+
+def setting(default, help: str, *, choices: tuple[str, ...] | None = None, unset: str | None = None,
+            option: bool = True, fixed: bool = False):
+    """A :class:`TrainConfig` field and what the command line shows of it: ``help``; ``choices``,
+    the library's tuple of the names it accepts; ``unset``, what None means; ``option=False``: no
+    option of its own (set by the data, a Table 2 row or another option); ``fixed``: no preset
+    sets it, and its option's default is this field's (the seed, the device)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "unset": unset, "option": option,
+                                            "fixed": fixed})
 
 
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved as config.json)."""
+    """Everything a training run depends on (saved as config.json).
 
-    data: str = ""
-    model: int | None = None  # Table 2 id, for the record
-    preset: str = ""  # the preset the defaults came from, for the record
-    network: str = "surrogate"  # "surrogate" (2021, any Table 2 row), "encdec" or "unet" (2024), "fno"
-    fno_modes: int = 16  # Fourier modes per axis of the FNO
-    in_channels: int = 1  # 1: the source image; 2: + the scaled log diffusivity; 3: + the walls (two planes); 4: all
-    prior: str = "none"  # "constant-d": the network corrects the constant-D answer (pydiff.nn.prior)
-    p1: float = 1.0
-    p2: float = 1.0
-    dropout: tuple = (0.0, 0.0, 0.0, 0.0)  # D1-D4; None where Table 2 builds no network (models 4-7, 12-14)
-    w: float = 1.0
-    loss: str = "MSE"  # see pydiff.nn.losses.LOSSES
-    loss_w2: float = 2000.0  # the tanh losses' step height
-    loss_delta: float = 0.1  # the Huber losses' threshold, in field units
-    width: float = 1.0
-    output_scale: float | None = None
-    output_shift: float | None = None
-    field_scale: float = 1.0  # the network's output times this is the field (Darcy flow's u ~ 0.01: 0.01)
-    init: str = "default"  # "default" (PyTorch), "kaiming" or "flux" (see models.Surrogate)
-    pooling: str = "table1"  # NN2's encoder: Table 1's shapes or the original code's padded pool
-    n_samples: int | None = None  # use the first n samples of the file (None: all)
-    split: tuple = (0.7, 0.2, 0.1)  # train, test, validation fractions (the original code's)
-    split_seed: int | None = None  # seed of the split (None: ``seed``); fixed across a study's seeds
-    train_fraction: float = 1.0  # train on this fraction of the training split, equal per source count
-    select_on: str = "val"  # the held-out split that picks the best epoch: "val", or "test" (the 2024 code)
-    training_data: str = "file"  # "file": the training split; "online": fresh exact samples every step
-    inverse: bool = False  # learn the source image from the field (the 2024 conclusions' inverse network)
-    physics_weight: float = 0.0  # weight of the physics loss (pydiff.nn.physics) per sample, beside the data loss
-    labels: float = 1.0  # fraction of training samples whose fields the data loss sees (0: none; physics alone)
-    stream: str = "auto"  # read the data file batch by batch: "auto" (when it does not fit), "always", "never"
-    epochs: int = 800
-    batch_size: int = 25  # the global batch: K data-parallel ranks take B/K each
-    shuffle: str = "samples"  # "samples": new batches each epoch; "batches": fixed batches, order shuffled (DiffSolve.jl)
-    lr: float = 5e-6
-    lr_schedule: str = "constant"  # or "cosine" (to lr * 1e-2 at the last epoch), or "halving" (every lr_halve_every epochs)
-    lr_halve_every: int = 100  # epochs between halvings of the "halving" schedule (the FNO paper's StepLR)
-    weight_decay: float = 0.0  # Adam's L2 penalty on the weights (the FNO paper: 1e-4)
-    rollback: str = "paper"  # "paper" (Eq. 3), "code" (the original code's rule) or "off"
-    rollback_C: float | None = None  # default: 5 (paper), 10 (code)
-    rollback_m: int = 20
-    rollback_s: int = 5
-    early_stop: int = 0  # stop after this many epochs without a better held-out loss (0: never)
-    recalibrate_bn: bool = False  # at the end, BatchNorm statistics of the best weights recomputed with dropout off
-    checkpoint_every: int = 10  # epochs between checkpoints (last.pt, model.safetensors); also on SIGINT/SIGTERM
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    compile: str = "off"  # torch.compile mode; "reduce-overhead" adds CUDA graphs
-    eval_batch_size: int = 100
+    One flat record, in groups: what it was made from, the network, its loss, the data and how
+    they are split, the optimiser and its schedule, and how the run is carried out.  Flat because
+    config.json, run directory names and every reader spell the fields so; ``metadata["help"]``
+    says what each one is (the command line shows it)."""
+
+    # --- What the run was made from (for the record) ---
+    data: str = setting("", "The HDF5 data set (pydiff generate).", option=False)
+    model: int | None = setting(None, "Table 2 id, for the record.", option=False)
+    preset: str = setting("", "The preset the defaults came from, for the record.", option=False)
+
+    # --- The network ---
+    network: str = setting(
+        "surrogate", "surrogate: the 2021 NN1 + NN2 of a Table 2 row; encdec, unet: the 2024 encoder-decoder and "
+        "U-Net (any lattice); fno: neuraloperator's Fourier Neural Operator (any lattice; pip install "
+        '"pydiff[fno]").', choices=NETWORKS)
+    fno_modes: int = setting(16, "Fourier modes per axis of the FNO, both signs counted as neuraloperator counts them "
+                             "(the FNO paper's 12 modes are 24).")
+    in_channels: int = setting(1, "Input channels: 1, the source image; 2, + the scaled log diffusivity; 3, + the "
+                               "walls (two planes); 4, all (the data decide).", option=False)
+    prior: str = setting("none", "constant-d: the network reads the field of the same sources with D replaced by its "
+                         "geometric mean (one spectral solve) and predicts the correction to it; none: no prior.",
+                         choices=PRIORS)
+    p1: float = setting(1.0, "NN1's share of the 2021 surrogate's output (Table 2).", option=False)
+    p2: float = setting(1.0, "NN2's share of the 2021 surrogate's output (Table 2).", option=False)
+    dropout: tuple = setting((0.0, 0.0, 0.0, 0.0), "Dropout rates D1-D4; None where Table 2 builds no network "
+                             "(models 4-7, 12-14).", option=False)  # the command line's --dropout sets all four
+    w: float = setting(1.0, "Loss weight w (Eq. 1; the 2024 losses' w).")
+    loss: str = setting(
+        "MSE", "Loss by name: MAE, MSE, fourth-power, Huber (Eq. 1-2, weight on the target), exp-MAE, exp-MSE, "
+        "exp-Huber, tanh-MAE, tanh-MSE, tanh-Huber (the 2024 code's weights), rel-L2 (relative L2 per sample, the "
+        "FNO paper's).", choices=LOSS_NAMES)
+    loss_w2: float = setting(2000.0, "Step height of the tanh losses: how much more a pixel with a field weighs than "
+                             "the empty background (the 2024 code's).")
+    loss_delta: float = setting(0.1, "Threshold of the Huber losses, in field units.")
+    width: float = setting(1.0, "Channel multiplier of the networks (1 = the papers').")
+    output_scale: float | None = setting(None, "Initial scale of the 2021 surrogate's final BatchNorms.",
+                                         unset="PyTorch's")
+    output_shift: float | None = setting(None, "Initial bias of the 2021 surrogate's final BatchNorms, split between "
+                                         "the networks.", unset="PyTorch's")
+    field_scale: float = setting(1.0, "The network's output times this is the field (Darcy flow's u is of order "
+                                 "0.01).")
+    init: str = setting("default", "Weight initialisation: flux (Glorot-uniform, zero biases: the original "
+                        "networks), kaiming, default (PyTorch's).", choices=INITS)
+    pooling: str = setting("table1", "NN2's encoder: table1, Table 1's shapes (100-50-25-12-6-3-1), or code, the "
+                           "original code's padded second pool (100-50-26-13-6-3-1).", choices=POOLINGS)
+
+    # --- The data: which samples, how they are split and what the loss sees of them ---
+    n_samples: int | None = setting(None, "Use the first N samples of the data.", unset="all of the file")
+    split: tuple = setting((0.7, 0.2, 0.1), "train,test,validation fractions, each source count split alike (the "
+                           "original code's by default; the paper's text: 0.8,0.2,0).")
+    split_seed: int | None = setting(None, "Seed of the split; fixed across a study's seeds.", unset="--seed")
+    train_fraction: float = setting(1.0, "Train on this fraction of the training split, equal per source count.")
+    select_on: str = setting("val", "Held-out split that picks the best epoch (test: the 2024 code's choice).",
+                             choices=SELECT_ON)
+    training_data: str = setting(
+        "file", "file: the training split; online: as many fresh exact samples of the file's problem every epoch, "
+        "solved on the training device (seeded, never repeated).", choices=TRAINING_DATA)
+    inverse: bool = setting(False, "Learn the source image from the field (the 2024 conclusions' inverse network).",
+                            option=False)
+    physics_weight: float = setting(
+        0.0, "Add this weight times the physics loss (the residual of the discrete stationary equation, its unknown "
+        "scale fitted, plus the peak's distance from 1) to the data loss; any network.")
+    labels: float = setting(
+        1.0, "Fraction of training samples whose fields the data loss sees: all (1), none (0; physics alone: with "
+        "--training-data online no solver runs at all), or a number in (0, 1) (few labels plus physics on every "
+        "sample). Needs --physics-weight > 0 unless all.")
+    stream: str = setting("auto", "Read the data file batch by batch instead of holding it on the device: auto (when "
+                          "it exceeds half the GPU's or the machine's memory; the full 2024 set does), always, never.",
+                          choices=STREAM)
+
+    # --- The optimiser and its schedule ---
+    epochs: int = setting(800, "Training epochs.")
+    batch_size: int = setting(25, "Global training batch size; K torchrun ranks take B/K each.")
+    shuffle: str = setting("samples", "samples: new batches every epoch; batches: fixed batches in a new order each "
+                           "epoch (the original code's).", choices=SHUFFLES)
+    lr: float = setting(5e-6, "Adam learning rate.")
+    lr_schedule: str = setting(
+        "constant", f"Learning-rate schedule: constant; cosine, from lr towards lr * {COSINE_FLOOR:g}, which it would "
+        "reach one epoch after the last; or halving every --lr-halve-every epochs (the FNO paper's).",
+        choices=SCHEDULES)
+    lr_halve_every: int = setting(100, "Epochs between halvings of the halving schedule (the FNO paper's StepLR).")
+    weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights (the FNO paper's 1e-4).")
+    rollback: str = setting("paper", "Roll-back rule: paper (Eq. 3), code (the original code's), or off.",
+                            choices=RULES)
+    rollback_C: float | None = setting(None, "Roll-back threshold factor C.", unset="the rule's: " + ", ".join(
+        f"{c:g} ({rule})" for rule, c in RULE_C.items()))
+    rollback_m: int = setting(20, "Epochs averaged in the roll-back threshold (m).")
+    rollback_s: int = setting(5, "Epochs rolled back (s; the code rule: its backup period).")
+    early_stop: int = setting(0, "Stop after N epochs without a better held-out loss (0: never).")
+    recalibrate_bn: bool = setting(False, "At the end, recompute the BatchNorm statistics of the best weights with "
+                                   "dropout off (corrects the variance shift of dropout before BatchNorm).")
+
+    # --- How the run is carried out (none of these changes what it computes but the seed) ---
+    checkpoint_every: int = setting(10, "Epochs between checkpoints (last.pt, model.safetensors); SIGINT/SIGTERM "
+                                    "also write one.")
+    seed: int = setting(0, "Seed of the split, initialisation and batches.", fixed=True)
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda, cuda:1, ...", fixed=True)
+    amp: bool = setting(True, "bf16 autocast on CUDA (no effect on a CPU).")
+    compile: str = setting("off", "torch.compile the model (reduce-overhead adds CUDA graphs).", choices=COMPILE_MODES)
+    eval_batch_size: int = setting(100, "Samples per batch when evaluating.", option=False)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first impossible value."""
+        for f in dataclasses.fields(self):  # None only where a field takes it (its type says "| None")
+            if getattr(self, f.name) is None and "None" not in str(f.type):
+                raise ConfigError(f"{f.name} cannot be None (leave it out to keep the preset's value)")
         checks = [
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
@@ -111,7 +177,7 @@ class TrainConfig:
             (self.rollback_m >= 1 and self.rollback_s >= 0, "rollback m must be >= 1 and s >= 0"),
             (self.checkpoint_every >= 1, f"checkpoint interval must be >= 1 epoch, got {self.checkpoint_every}"),
             (self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}"),
-            (self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}"),
+            (self.loss in LOSS_NAMES, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}"),
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
             (self.select_on in SELECT_ON, f"unknown selection split {self.select_on!r}; choose one of {', '.join(SELECT_ON)}"),
             (self.training_data in TRAINING_DATA,
@@ -129,6 +195,7 @@ class TrainConfig:
             (self.loss_delta > 0, f"Huber threshold must be positive, got {self.loss_delta}"),
             (self.network in NETWORKS, f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"),
             (self.in_channels in (1, 2, 3, 4), f"in_channels must be 1 to 4, got {self.in_channels}"),
+            (self.fno_modes >= 1, f"FNO modes must be >= 1, got {self.fno_modes}"),
             (self.in_channels == 1 or self.network != "surrogate",
              "the 2021 surrogate reads source images only; on a problem whose D varies train --network encdec, "
              "unet or fno"),
@@ -239,20 +306,23 @@ def with_data(config: TrainConfig, data) -> TrainConfig:
     return config
 
 
-def config_for(model_id: int | None = None, preset: str = "quick", dropout_all: float | None = None,
+def config_for(model_id: int | None = None, preset: str = DEFAULT_PRESET, dropout_all: float | None = None,
                **overrides) -> TrainConfig:
     """A TrainConfig for Table 2's ``model_id`` under ``preset``, with explicit ``overrides``.
 
-    ``None`` values in ``overrides`` mean "not given" and leave the preset's value.
-    ``dropout_all`` sets D1-D4 to one value (the networks that are not built keep None).
+    Every override is set as given, None included (``n_samples=None``: all of the file;
+    ``output_scale=None``: PyTorch's); leave a field out to keep the preset's value (the command
+    line leaves out the options not given: :func:`pydiff.cli.options.parse_training`).
+    ``in_channels`` left out: the data decide.  ``dropout_all`` sets D1-D4 to one value (the
+    networks that are not built keep None).
     """
     values = preset_values(preset)
     values["preset"] = preset
     if model_id is not None:
         row = paper_model(model_id)
-        values.update(model=row.model, p1=row.p1, p2=row.p2, dropout=row.dropout, w=row.w, loss=row.loss)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if overrides.get("in_channels") is None:  # the data decides: a second channel where its D varies
+        values.update(model=row.model, **{name: getattr(row, name) for name in TABLE2_FIELDS})
+    values.update(overrides)
+    if "in_channels" not in overrides:  # the data decides: a second channel where its D varies
         values["in_channels"] = data_channels(values.get("data") or "")
     if dropout_all is not None:
         values["dropout"] = tuple(None if d is None else float(dropout_all) for d in values.get("dropout", (0.0,) * 4))

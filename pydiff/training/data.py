@@ -15,8 +15,12 @@ from ..errors import ConfigError, DataFileError
 from ..problem import Problem
 from ..problem.diffusivity import diffusivity_channel
 from ..problem.walls import constant_walls, wall_planes
-from ..registry import LATTICE
+from ..registry import LATTICE, PRESETS
 from .config import TrainConfig, channel_layout, option_text
+
+# The samples an epoch is sized from when a configuration names neither a data file nor a size
+# (``pydiff bench train`` of n_samples None): the paper's data set.
+SAMPLES_WITHOUT_A_FILE: int = PRESETS["paper"]["n_samples"]
 
 
 class RunArrays(NamedTuple):
@@ -62,13 +66,14 @@ def epoch_sizes(config: TrainConfig) -> tuple[int, int]:
 
     Exact from the run's data file (its split per source count, the training fraction, the
     selection split, the training set itself when that split is empty); from the preset's
-    fractions of ``n_samples`` when the config names no file yet (``pydiff bench train``)."""
+    fractions of ``n_samples`` (None: :data:`SAMPLES_WITHOUT_A_FILE`) when the config names no
+    file yet (``pydiff bench train``)."""
     if config.data:
         with load(config.data, lazy=True) as data:
             split = run_split(config, np.asarray(data.source_count[: len(data)]))
         sizes = {name: len(index) for name, index in split.items()}
     else:
-        n = config.n_samples or 20000
+        n = SAMPLES_WITHOUT_A_FILE if config.n_samples is None else config.n_samples
         n_train, n_test = round(config.split[0] * n), round(config.split[1] * n)
         sizes = {"train": max(1, round(config.train_fraction * n_train)), "test": n_test, "val": n - n_train - n_test}
     return sizes["train"], sizes[config.select_on] or sizes["train"]

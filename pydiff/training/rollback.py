@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RULES = ("paper", "code", "off")
+RULE_C = {"paper": 5.0, "code": 10.0}  # each rule's threshold factor C when none is given
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class RollBack:
         if rule not in RULES:
             raise ValueError(f"unknown roll-back rule {rule!r}; choose one of {', '.join(RULES)}")
         self.rule, self.m, self.s = rule, m, s
-        self.C = C if C is not None else (10.0 if rule == "code" else 5.0)
+        self.C = C if C is not None else RULE_C.get(rule, RULE_C["paper"])
         self.losses: list[float] = []  # kept epochs' training losses
         self.kept: list[tuple[int, int]] = []  # paper: (position in losses, key) of the last s+1 kept
         self.backup: tuple[int, int] | None = None  # code: (position, key)

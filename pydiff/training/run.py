@@ -26,12 +26,12 @@ from . import checkpoint, distributed
 from .config import TrainConfig, describe_differences, resumable
 from .data import load_arrays
 from .step import make_optimizer
-from .trainer import Trainer, TrainResult
+from .trainer import RunModel, Trainer, TrainResult
 
 
-def build_network(config: TrainConfig, ctx: distributed.Context, problem=None) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The run's model on its device (``module``: what is saved) and the ``network`` the steps
-    run: BatchNorm over the global batch, channels-last and cuDNN autotuning on CUDA,
+def build_network(config: TrainConfig, ctx: distributed.Context, problem=None) -> RunModel:
+    """The run's model on its device: the ``module`` that is saved and the ``network`` the steps
+    run (:class:`~pydiff.training.trainer.RunModel`): BatchNorm over the global batch, channels-last and cuDNN autotuning on CUDA,
     DistributedDataParallel under torchrun, torch.compile when asked.  ``train`` and
     ``pydiff bench train`` both build it here, so the benchmark times what training runs.
     ``problem``: the data's, which a constant-D prior solves."""
@@ -46,7 +46,7 @@ def build_network(config: TrainConfig, ctx: distributed.Context, problem=None) -
         # a compiled Module is a Module (OptimizedModule); torch.compile's annotations say a callable
         mode = None if config.compile == "default" else config.compile
         network = cast(torch.nn.Module, torch.compile(network, mode=mode))
-    return module, network
+    return RunModel(module, network)
 
 
 def file_samples(arrays, index: np.ndarray, device: torch.device):
@@ -151,9 +151,10 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
     if config.labels == 0:  # no labels anywhere: the best epoch is the one that obeys the equation best
         val_data = PartlyLabelled(val_data, np.zeros(len(val_data), dtype=bool))
 
-    module, network = build_network(config, ctx, arrays.problem)
-    trainer = Trainer(config, run_dir, module, network, make_optimizer(module, config, ctx.device),
-                      train_data, val_data, ctx, progress, arrays.problem)
+    model = build_network(config, ctx, arrays.problem)
+    trainer = Trainer(config=config, run_dir=run_dir, model=model,
+                      optimizer=make_optimizer(model.module, config, ctx.device), train_data=train_data,
+                      val_data=val_data, ctx=ctx, progress=progress, problem=arrays.problem)
     if saved is not None:
         trainer.resume(saved)
     result = trainer.fit()

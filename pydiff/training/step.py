@@ -1,7 +1,7 @@
 """One optimiser step and what it needs: the learning rate of an epoch, Adam, the loss.
 
 ``pydiff train`` (:class:`~pydiff.training.trainer.Trainer`) and ``pydiff bench train``
-(:func:`~pydiff.evaluation.timing.bench_train`) run the same :func:`train_step`, so the benchmark
+(:func:`~pydiff.benchmarking.training.bench_train`) run the same :func:`train_step`, so the benchmark
 times what training runs.
 """
 
@@ -17,18 +17,20 @@ from ..errors import ConfigError
 from ..nn.losses import make_loss
 from ..nn.physics import PhysicsLoss
 from ..problem import Problem
-from .config import TrainConfig
+from .config import COSINE_FLOOR, TrainConfig
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (0-based): constant, cosine from lr to lr/100, or halved
-    every ``lr_halve_every`` epochs.
+    """The learning rate of ``epoch`` (0-based): constant; cosine, from lr at epoch 0 towards
+    ``lr * COSINE_FLOOR``, which it would reach one epoch after the last (the last, ``epochs - 1``,
+    trains at ``low + (lr - low)(1 - cos(pi / epochs)) / 2``); or halved every ``lr_halve_every``
+    epochs.
 
     A closed form of the epoch, so that roll-backs and resumes never disturb the schedule."""
     if config.lr_schedule == "halving":
         return config.lr * 0.5 ** (epoch // config.lr_halve_every)
     if config.lr_schedule == "cosine":
-        low = config.lr * 1e-2
+        low = config.lr * COSINE_FLOOR
         return low + (config.lr - low) * (1 + math.cos(math.pi * epoch / config.epochs)) / 2
     return config.lr
 

@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -53,18 +53,27 @@ class TrainResult:
     history: list = field(default_factory=list)
 
 
+class RunModel(NamedTuple):
+    """A run's model, built once (:func:`pydiff.training.run.build_network`): ``module`` as it is
+    saved and restored, ``network`` as the steps run it (DDP-wrapped or compiled; ``module``
+    itself in one process, not compiled)."""
+
+    module: torch.nn.Module
+    network: torch.nn.Module
+
+
 class _Stop(Exception):
     """A stop signal arrived; raised between steps and turned into :class:`Interrupted`."""
 
 
 class Trainer:
-    """Runs the epochs of one training run on built objects.
+    """Runs the epochs of one training run on built objects; every argument by keyword.
 
     Args:
         config: the run's configuration (epochs, batch size, roll-back rule, ...).
         run_dir: where files go (rank 0 only).
-        module: the network, already on the device, as it is saved and restored.
-        network: the same network as the steps run it (DDP-wrapped or compiled, or ``module``).
+        model: the network, already on the device: as it is saved and restored, and as the steps
+            run it (:class:`RunModel`).
         optimizer: its optimiser.
         train_data: where the training batches come from (:mod:`pydiff.datasets.batches`: the fixed
             training set on the device or read from its file, or fresh exact samples).
@@ -74,18 +83,19 @@ class Trainer:
         problem: the problem the data poses, recorded with the saved model.
     """
 
-    def __init__(self, config: TrainConfig, run_dir, module: torch.nn.Module, network, optimizer,
+    def __init__(self, *, config: TrainConfig, run_dir, model: RunModel, optimizer: torch.optim.Optimizer,
                  train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True,
                  problem: Problem | None = None) -> None:
         self.config, self.run_dir, self.problem = config, Path(run_dir), problem
-        self.module, self.network, self.optimizer, self.ctx = module, network, optimizer, ctx
+        self.module, self.network = model
+        self.optimizer, self.ctx = optimizer, ctx
         self.train_data = train_data
         self.val_data = val_data
         self.progress = progress
         self.device = ctx.device
         self.loss_sum = loss_function(config, problem)
         self.pixels = train_data.pixels
-        self.pool = SnapshotPool(module, optimizer)
+        self.pool = SnapshotPool(self.module, optimizer)
         self.rollback = RollBack(config.rollback, config.rollback_C, config.rollback_m, config.rollback_s)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.log: list[dict] = []
