@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pydiff.problem import Problem
-from pydiff.training.pinn import bilinear, fit_pinn
+from pydiff.solvers.pinn import bilinear, fit_pinn
 
 from .cli import assert_clean_failure, pydiff
 from .problems import sine_mode

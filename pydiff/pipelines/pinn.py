@@ -12,17 +12,17 @@ from ..errors import ConfigError
 from ..evaluation.inference import file_problem, holds_maps, read_images, read_walls
 from ..problem import Problem
 from ..problem.parameters import BOUNDARIES, differences
-from ..training.pinn import check_lr, fit_pinn
+from ..solvers.pinn import check_lr, fit_pinn
 from ..version import __version__
 
 
 def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, boundary: str = "dirichlet",
               progress: bool = True, **options) -> dict:
     """Fit the field of every (L, L) image in ``inputs_path`` (``.npy`` or an HDF5 ``inputs``
-    data set) with :func:`pydiff.training.pinn.fit_pinn` and write ``out_path``: data set
+    data set) with :func:`pydiff.solvers.pinn.fit_pinn` and write ``out_path``: data set
     ``field`` (n, L, L) float32, peak 1 each, and the time and final residual of each fit.
 
-    ``options``: those of :func:`~pydiff.training.pinn.fit_pinn` (iterations, width, ...).
+    ``options``: those of :func:`~pydiff.solvers.pinn.fit_pinn` (iterations, width, ...).
     """
     out_path = Path(out_path)
     if not out_path.parent.is_dir():
@@ -49,7 +49,7 @@ def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, bou
         out.create_dataset("seconds", data=np.asarray(seconds))
         out.create_dataset("residual", data=np.asarray(residuals))
         out.attrs.update(inputs=str(inputs_path), D=D, gamma=gamma, boundary=boundary, pydiff_version=__version__,
-                         method="Deep Galerkin (pydiff.training.pinn)",
+                         method="Deep Galerkin (pydiff.solvers.pinn)",
                          **{k: v for k, v in options.items() if isinstance(v, (int, float, str))})
     return {"samples": len(images), "lattice": images.shape[-1], "seconds": float(np.sum(seconds))}
 

@@ -1,6 +1,6 @@
 """A per-instance physics-informed solver: the Deep Galerkin Method on one source image.
 
-A network ``y(x)`` (:class:`pydiff.nn.dgm.DGM`) is fitted to the continuous stationary equation
+A network ``y(x)`` (:class:`pydiff.solvers.dgm.DGM`) is fitted to the continuous stationary equation
 of the lattice problem, ``D lap(u) - gamma u + f = 0``, where ``f`` interpolates the image
 bilinearly between cell centres (cell ``(i, j)`` at the point ``(i, j)``) and the walls are where
 the lattice's are:
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..nn.dgm import DGM
+from .dgm import DGM
 from ..problem import Problem
 
 
