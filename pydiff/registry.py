@@ -22,6 +22,14 @@ LATTICE = 100  # Table 1's shapes fix the image size of the 2021 networks
 # is constant and multigrid where it varies.
 PRECONDITIONERS = ("auto", "spectral", "multigrid")
 
+# `pydiff pinn`'s Deep Galerkin fit (pydiff.solvers.pinn): Adam steps, units per layer, layers,
+# collocation points per step (as many again near the sources) and the first learning rate
+# (cosine to 1/100 of it).  Measured on the 2021 problem's images, one core of a loaded 2-core
+# Xeon, 2026-12-01: 3 layers at 1e-2 for 1,500 steps reach a mean absolute error of 5.9e-3 and
+# 1.1e-2 on two images in 105-140 s, where 2 layers at 3e-3 for 3,000 steps reached 1.2e-2 in
+# 150 s (docs/physics.md lists what else was tried).
+PINN_DEFAULTS = {"iterations": 1500, "width": 32, "layers": 3, "points": 256, "lr": 1e-2}
+
 
 @dataclass(frozen=True)
 class PaperModel:

@@ -6,7 +6,8 @@ import os
 
 import click
 
-from ..registry import PRECONDITIONERS
+from ..problem.parameters import BOUNDARIES
+from ..registry import PINN_DEFAULTS, PRECONDITIONERS
 from .app import CONTEXT, main, reports_errors
 from .options import BACKEND_HELP, PRESET_NAMES, field_option, given, parse_list, parse_training, training_options
 
@@ -239,14 +240,18 @@ def trust(run_dir, methods, samples, inverse_epochs, iterations, preconditioner,
               help="HDF5 file to write (must not exist): 'field' (n, L, L), peak 1, with 'seconds' and 'residual' per image.")
 @click.option("--D", "D", default=1.0, show_default=True, help="Diffusion constant.")
 @click.option("--gamma", default=1 / 400, show_default="1/400", help="Decay rate.")
-@click.option("--boundary", type=click.Choice(["dirichlet", "neumann", "periodic"]), default="dirichlet",
+@click.option("--boundary", type=click.Choice(BOUNDARIES), default="dirichlet",
               show_default=True, help="Walls, as the lattice problem's.")
-@click.option("--iterations", type=click.IntRange(min=1), default=3000, show_default=True, help="Adam steps per image.")
-@click.option("--width", type=click.IntRange(min=1), default=32, show_default=True, help="DGM units per layer.")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True, help="DGM layers.")
-@click.option("--points", type=click.IntRange(min=8), default=256, show_default=True,
+@click.option("--iterations", type=click.IntRange(min=1), default=PINN_DEFAULTS["iterations"], show_default=True,
+              help="Adam steps per image.")
+@click.option("--width", type=click.IntRange(min=1), default=PINN_DEFAULTS["width"], show_default=True,
+              help="DGM units per layer.")
+@click.option("--layers", type=click.IntRange(min=1), default=PINN_DEFAULTS["layers"], show_default=True,
+              help="DGM layers.")
+@click.option("--points", type=click.IntRange(min=8), default=PINN_DEFAULTS["points"], show_default=True,
               help="Collocation points per step, drawn afresh (as many again near the sources).")
-@click.option("--lr", type=float, default=3e-3, show_default=True, help="First learning rate (cosine to lr/100).")
+@click.option("--lr", type=float, default=PINN_DEFAULTS["lr"], show_default=True,
+              help="First learning rate (cosine to lr/100).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @reports_errors(data_error_code=2)

@@ -35,6 +35,7 @@ import torch
 from ..errors import ConfigError
 from .dgm import DGM
 from ..problem import Problem
+from ..registry import PINN_DEFAULTS
 
 
 def _domain(problem: Problem) -> tuple[float, float]:
@@ -73,9 +74,10 @@ def check_lr(lr: float) -> None:
         raise ConfigError(f"--lr must be a positive number, got {lr:g}")
 
 
-def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = 3000, width: int = 32, layers: int = 2,
-             points: int = 256, lr: float = 3e-3, seed: int = 0, device: str | torch.device = "cpu",
-             progress: bool = False) -> tuple[np.ndarray, dict]:
+def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = PINN_DEFAULTS["iterations"],
+             width: int = PINN_DEFAULTS["width"], layers: int = PINN_DEFAULTS["layers"],
+             points: int = PINN_DEFAULTS["points"], lr: float = PINN_DEFAULTS["lr"], seed: int = 0,
+             device: str | torch.device = "cpu", progress: bool = False) -> tuple[np.ndarray, dict]:
     """Fit the stationary field of one (L, L) source image.
 
     Args:
