@@ -117,7 +117,9 @@ def implied_fields(prediction: np.ndarray, images: np.ndarray, problem: Problem,
         y_t, img_t = (torch.from_numpy(a[part]).to(solver.device) for a in (y, img))
         D = None if maps is None else torch.from_numpy(maps[part]).to(solver.device)
         if preconditioner == "multigrid":  # the V-cycle's own fine operator gives the residual: one set-up
-            cycle = solver.preconditioner(D, y_t)
+            # Without CG steps the operator serves the residual alone, which the cycle's precision
+            # resolves to its first digits (a float32 prediction's): the whole set-up in float32.
+            cycle = solver.preconditioner(D, y_t, torch.float64 if iterations else solver.cycle_dtype)
             correction = solver.approximate(torch_residual(y_t, img_t, problem, D, cycle.operator), iterations=iterations,
                                             cycle=cycle)
         else:

@@ -521,8 +521,8 @@ class VCycle:
     float64 operator itself (CG's)."""
 
     def __init__(self, D: torch.Tensor, gamma: float, boundary: str, dtype: torch.dtype = torch.float32,
-                 sweeps: int = 1) -> None:
-        self.fine = fine_stencil(D.to(torch.float64), gamma, boundary)
+                 sweeps: int = 1, fine_dtype: torch.dtype = torch.float64) -> None:
+        self.fine = fine_stencil(D.to(fine_dtype), gamma, boundary)
         self.dtype, self.sweeps, self.levels = dtype, sweeps, []
         # The hierarchy is built in the cycle's precision: a float32 cycle gains nothing from
         # float64 weights and coarse operators, and their set-up then takes half the time (512^2:
@@ -540,8 +540,9 @@ class VCycle:
         return self._cycle(0, r, r.dtype)
 
     def operator(self, v: torch.Tensor) -> torch.Tensor:
-        """``A v`` (b, L, L) float64: the fine operator itself, applied to (b, L, L) ``v``."""
-        padded_v = v.new_zeros(*v.shape[:-2], v.shape[-2] + 2, v.shape[-1] + 2, dtype=torch.float64)
+        """``A v`` (b, L, L) in the fine operator's precision: the operator itself, applied to
+        (b, L, L) ``v``."""
+        padded_v = v.new_zeros(*v.shape[:-2], v.shape[-2] + 2, v.shape[-1] + 2, dtype=self.fine.diag.dtype)
         padded_v[..., 1:-1, 1:-1] = v
         ghosts(padded_v, self.fine.periodic)
         return self.fine.times(padded_v)
@@ -586,12 +587,14 @@ class TorchMGSolver(Solver):
         self.chunk = chunk or max(1, CHUNK_CELLS.get(self.device.type, 2**18) // problem.lattice**2)
         self.iterations = 0
 
-    def preconditioner(self, diffusivity: torch.Tensor | None, like: torch.Tensor) -> VCycle:
-        """The V-cycle of the batch's maps (its ``fine`` is the operator); ``diffusivity`` None:
-        the constant ``problem.D``, shaped like ``like``."""
-        D = (torch.full_like(like, self.problem.D, dtype=torch.float64) if diffusivity is None
-             else diffusivity.to(device=self.device, dtype=torch.float64))
-        return VCycle(D, self.problem.gamma, self.problem.boundary, self.cycle_dtype, self.sweeps)
+    def preconditioner(self, diffusivity: torch.Tensor | None, like: torch.Tensor,
+                       fine_dtype: torch.dtype = torch.float64) -> VCycle:
+        """The V-cycle of the batch's maps (its ``fine`` is the operator, in ``fine_dtype``: float64
+        for CG; the cycle's own precision where only the cycle runs); ``diffusivity`` None: the
+        constant ``problem.D``, shaped like ``like``."""
+        D = (torch.full_like(like, self.problem.D, dtype=fine_dtype) if diffusivity is None
+             else diffusivity.to(device=self.device, dtype=fine_dtype))
+        return VCycle(D, self.problem.gamma, self.problem.boundary, self.cycle_dtype, self.sweeps, fine_dtype)
 
     def _cg(self, M: VCycle, rhs: torch.Tensor, u: torch.Tensor, target: torch.Tensor,
             max_iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
