@@ -124,6 +124,14 @@ def padded(x: torch.Tensor, dim: int, wrap: bool) -> torch.Tensor:
     return torch.cat([last, x, first], dim)
 
 
+def ringed(x: torch.Tensor, wrap: bool) -> torch.Tensor:
+    """(..., n, m) ``x`` in a ring one entry wide: the wrapped neighbours, or zeros (the
+    :func:`padded` of both axes, in one copy)."""
+    flat = x.reshape(-1, *x.shape[-2:])
+    out = torch.nn.functional.pad(flat, (1, 1, 1, 1), mode="circular" if wrap else "constant")
+    return out.reshape(*x.shape[:-2], *out.shape[-2:])
+
+
 class Stencil:
     """A symmetric operator on an n x n lattice: ``(A u)_I = diag_I u_I - sum_d a_d[I] u_{I+d}``.
 
@@ -271,19 +279,13 @@ class Interpolation:
 
     def samples(self, x: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
         """(..., n, n) fine ``x`` at the fine cells (2I + c + tx, 2J + c + ty) of every coarse cell:
-        ``{(tx, ty): (..., nc, nc)}`` for t in {-1, 0, 1}^2 (each padding made once)."""
-        c, f = self.c, 1 - self.c
-        rows = {0: x[..., c::2, :]}
-        between = padded(x[..., f::2, :], -2, self.wrap)
-        for t in (-1, 1):
-            rows[t] = self._coarse(between, -2, t, pad=False)
-        out = {}
-        for tx, part in rows.items():
-            out[tx, 0] = part[..., c::2]
-            between = padded(part[..., f::2], -1, self.wrap)
-            for t in (-1, 1):
-                out[tx, t] = self._coarse(between, -1, t, pad=False)
-        return out
+        ``{(tx, ty): (..., nc, nc)}`` for t in {-1, 0, 1}^2, zero (or wrapped) past the lattice.
+        Strided views of one padded copy: the set-up's Galerkin product reads them once each
+        (a copy per sample took a third of its time)."""
+        ring = ringed(x, self.wrap)  # fine cell k at k + 1
+        c, nc = self.c, self.nc
+        return {(tx, ty): ring[..., 1 + c + tx:1 + c + tx + 2 * nc - 1:2, 1 + c + ty:1 + c + ty + 2 * nc - 1:2]
+                for tx in (-1, 0, 1) for ty in (-1, 0, 1)}
 
     def weight(self, tx: int, ty: int) -> torch.Tensor:
         """``p_t[I] = P[2I + c + t, I]`` (..., nc, nc): the weight that coarse cell I gives its
@@ -334,11 +336,16 @@ def galerkin(stencil: Stencil, P: Interpolation) -> Stencil:
     wanted = ((0, 0), EAST, NORTH, NORTH_EAST, SOUTH_EAST)
     weights = {(tx, ty): P.weight(tx, ty) for tx in (-1, 0, 1) for ty in (-1, 0, 1)}
     partners: dict = {}
+    in_ring: dict = {}  # p_t with a ring of zeros (or of the wrapped values) around it
 
     def partner(t: tuple[int, int], d: tuple[int, int], crosses: tuple[bool, bool]) -> torch.Tensor:
         """``p_t[I + d]`` on the coarse lattice: zero past a wall; across the wrap of an odd ring
         only where the step crosses it (its last or first coarse row)."""
         key = (t, d, crosses)
+        if key not in partners and not any(crosses):  # a view of the weights, padded once
+            if t not in in_ring:
+                in_ring[t] = ringed(weights[t], P.wrap)
+            partners[key] = in_ring[t][..., 1 + d[0]:1 + d[0] + nc, 1 + d[1]:1 + d[1] + nc]
         if key not in partners:
             w = weights[t]
             for axis, step, cross in ((-2, d[0], crosses[0]), (-1, d[1], crosses[1])):
