@@ -66,6 +66,8 @@ class FieldMetrics:
             raise ValueError(f"prediction {p.shape} and truth {y.shape} differ in shape")
         p = p.reshape(-1, *p.shape[-2:])
         y = y.reshape(-1, *y.shape[-2:])
+        if not len(p):  # an empty split's batch: nothing to add (the reshapes below need a sample)
+            return
         r = np.abs(p - y)
         norms = np.sqrt((y * y).sum(axis=(1, 2)))
         errors = np.sqrt((r * r).sum(axis=(1, 2)))
