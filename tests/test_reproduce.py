@@ -246,3 +246,12 @@ def test_reproduce_parses_labels_as_train_does(tmp_path):
     assert_clean_failure(pydiff("reproduce", "--model", 9, "--preset", "smoke", "--labels", "none", cwd=tmp_path),
                          2, "give --physics-weight > 0")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("options", [["--preset", "quick-varied"], ["--preset", "smoke", "--network", "encdec"]])
+def test_reproduce_refuses_a_network_that_is_not_the_table2_row(tmp_path, options):
+    # Before: reproduce --preset quick-varied --model 9 trained an encoder-decoder and printed it
+    # as Table 2's model 9, beside the paper's row and its NN1 + NN2 settings.
+    result = pydiff("reproduce", "--model", 9, *options, "--runs", tmp_path / "runs", "--data-dir", tmp_path / "data")
+    assert_clean_failure(result, 2, "Table 2's rows")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()

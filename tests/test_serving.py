@@ -323,3 +323,26 @@ def test_where_the_network_does_not_pay_predict_solves_every_sample_as_generate_
     assert forced.returncode == 0 and "not run" not in forced.stdout, forced.stderr
     with h5py.File(tmp_path / "b.h5") as answers:
         assert "network_skipped" not in answers.attrs
+
+
+def test_calibrate_out_replaces_a_calibration_and_nothing_else(run, tmp_path):
+    # Before: --out run/config.json replaced the run's configuration (the run was lost), and
+    # --out DATA.h5 its data file.
+    config = (run / "config.json").read_bytes()
+    data = fresh(tmp_path, "cal.h5", n=40)
+    before = data.read_bytes()
+    for target in (run / "config.json", data):
+        result = pydiff("calibrate", run, "--alpha", 0.3, "--data", data, "--out", target)
+        assert_clean_failure(result, 2, "is not a calibration")
+    assert (run / "config.json").read_bytes() == config and data.read_bytes() == before
+    again = tmp_path / "again.json"
+    shutil.copy(run / "calibration.json", again)
+    assert pydiff("calibrate", run, "--alpha", 0.3, "--data", data, "--out", again).returncode == 0
+    assert json.loads(again.read_text())["alpha"] == 0.3
+
+
+def test_skip_network_options_need_max_error(run, tmp_path):
+    data = fresh(tmp_path, "new.h5")
+    result = pydiff("predict", run, "--inputs", data, "--out", tmp_path / "a.h5", "--no-skip-network")
+    assert_clean_failure(result, 2, "--max-error")
+    assert not (tmp_path / "a.h5").exists()

@@ -142,7 +142,7 @@ def table(runs, fmt, preset, resamples, bootstrap_seed):
               help="With --max-error: a sample the network cannot serve is first given K correction steps from its "
               "prediction (CG on the error equation, torch-mg V-cycles) and served where their guaranteed bound (from "
               "the residual alone, no calibration) is at most the max error; only the rest are solved exactly.")
-@click.option("--skip-network/--no-skip-network", default=True, show_default=True,
+@click.option("--skip-network/--no-skip-network", default=None, show_default="on with --max-error",
               help="With --max-error: where the calibration's check half says the network would serve too few samples "
               "at this max error to repay its own cost and its estimate's, solve every sample exactly without running "
               "it (the answers and the cost of pydiff generate); --no-skip-network runs it anyway.")
@@ -167,9 +167,11 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
         raise ConfigError("--calibration is the bound of --max-error: give both, or neither")
     if refine and max_error is None:
         raise ConfigError("--refine serves refined answers under --max-error: give both, or neither")
+    if skip_network is not None and max_error is None:
+        raise ConfigError("--skip-network / --no-skip-network decide under --max-error: give both, or neither")
     summary = predict_file(run_dir or pretrained_dir(pretrained), inputs_path, out, uncertainty, samples, device,
                            diffusivity_path=diffusivity_path, max_error=max_error, calibration_path=calibration_path,
-                           named=run_dir or f"--pretrained {pretrained}", refine=refine, skip_network=skip_network)
+                           named=run_dir or f"--pretrained {pretrained}", refine=refine, skip_network=skip_network is not False)
     extra = "".join(f", {k} {v:.3g}" for k, v in summary.items() if k.startswith("mean"))
     if max_error is not None:
         refined = f", {summary['refined']:.1%} refined in {refine} steps" if refine else ""
@@ -195,7 +197,7 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
 @click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
               help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
               "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
-              "about a quarter of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
+              "about a third of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def calibrate(run_dir, pretrained, data, out, alpha, iterations, preconditioner, device):

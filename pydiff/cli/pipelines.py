@@ -205,7 +205,7 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 @click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
               help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
               "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
-              "about a quarter of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
+              "about a third of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
 @click.option("--ensemble-epochs", type=click.IntRange(min=1),
               help="ensemble: epochs of each member (default: the run's). Finished members are reused.")

@@ -39,7 +39,7 @@ ITERATIONS = 20  # preconditioned CG steps on the error equation with the spectr
 # varies), or "auto": spectral where D is constant, multigrid where it varies.
 # The steps each takes unless told: 20 spectral ones (Spearman 1.00 with the true max error on
 # quick-varied), none after the V-cycle's own answer, whose estimate is within a few per cent of
-# the true max error and costs about a quarter of an exact torch-mg solve at 512^2 (README).
+# the true max error and costs about a third of an exact torch-mg solve at 512^2 (README).
 DEFAULT_STEPS = {"spectral": ITERATIONS, "multigrid": 0}
 
 

@@ -86,7 +86,11 @@ def estimated_max_errors(prediction, images, problem: Problem, maps=None, iterat
 
 def _errors(model, config, x, y, maps, walls, problem: Problem, iterations, device, preconditioner):
     """Predictions of (k, C, L, L) inputs ``x``, their scores, true max errors against the fields
-    ``y`` and the seconds per sample of the network and of the estimate."""
+    ``y`` and the seconds per sample of the network and of the estimate (each warmed up on one
+    sample first: a first call's allocations and kernel choices are not what serving pays)."""
+    first = predict(model, x[:1], config.eval_batch_size, device, config.amp)
+    estimated_max_errors(first, x[:1, :1], problem, None if maps is None else maps[:1], iterations, str(device),
+                         None if walls is None else walls[:1], preconditioner)
     start = time.perf_counter()
     prediction = predict(model, x, config.eval_batch_size, device, config.amp)
     network = time.perf_counter() - start
@@ -220,6 +224,8 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int | None = None, devic
     out = run_dir / CALIBRATION if out is None else Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"directory {out.parent} does not exist")
+    if out.exists() and not is_calibration(out):  # a new calibration replaces an old one, nothing else
+        raise ConfigError(f"{out} exists and is not a calibration; choose another --out")
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)
     trained = checkpoint.model_problem(run_dir)
@@ -270,6 +276,16 @@ def calibrate(run_dir, alpha: float = 0.05, iterations: int | None = None, devic
         result["test"] = report
     atomic.write_text(json.dumps(result, indent=2), out)
     return result
+
+
+def is_calibration(path: Path) -> bool:
+    """Whether ``path`` is a file that a calibration wrote (a JSON object with its method, alpha
+    and quantile): the only file ``calibrate --out`` may replace."""
+    try:
+        content = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(content, dict) and content.get("method") == METHOD and {"alpha", "quantile"} <= content.keys()
 
 
 def read_calibration(run_dir, path=None, named: str | None = None) -> dict:

@@ -56,6 +56,10 @@ def reproduce(model_id: int, preset_name: str = "quick", runs_dir="runs", data_d
     directory of their own (:func:`run_dir_for`).
     """
     config = config_for(model_id, preset_name, seed=seed, **overrides)
+    if config.network != "surrogate":  # a row of Table 2 is the 2021 NN1 + NN2; another network is not that row
+        raise ConfigError(f"reproduce trains Table 2's rows, the 2021 surrogate (NN1 + NN2), but preset {preset_name} "
+                          f"with these options trains the {config.network}: train it with pydiff train --preset "
+                          f"{preset_name}, or compare networks with pydiff compare")
     problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(config.device)
     if config.n_samples is None:  # every preset sets it; None (all of a file) cannot size the file made here
