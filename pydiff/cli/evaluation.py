@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..registry import PRECONDITIONERS
 from .app import CONTEXT, main, reports_errors
+from .options import estimate_options
 
 
 def print_comparison(results, fmt: str = "text", models=None) -> None:
@@ -192,12 +192,7 @@ def predict(run_dir, pretrained, inputs_path, diffusivity_path, out, uncertainty
               help="Where to write the calibration (default: RUN/calibration.json; predict reads it with --calibration).")
 @click.option("--alpha", type=float, default=0.05, show_default=True,
               help="Miscoverage: a new sample's max error exceeds its bound with probability at most alpha.")
-@click.option("--iterations", type=click.IntRange(min=0),
-              help="CG steps of the a-posteriori estimate the bound scales (more: a tighter bound, slower; default: 20 with the spectral preconditioner, none after the V-cycle with multigrid).")
-@click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
-              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
-              "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
-              "about a third of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
+@estimate_options("the bound scales")
 @click.option("--device", default="auto", show_default=True)
 @reports_errors(data_error_code=2)
 def calibrate(run_dir, pretrained, data, out, alpha, iterations, preconditioner, device):

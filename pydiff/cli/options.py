@@ -8,7 +8,7 @@ import click
 
 from ..problem.parameters import (BOUNDARY_CHOICES, DARCY_SOLVE_LATTICE, DIFFUSIVITIES, SETUP_DEFAULTS, SETUPS,
                                   SOURCE_MODELS, SOURCE_SHAPES, TARGETS, Problem)
-from ..registry import DEFAULT_PRESET, PRESET_HELP, PRESETS
+from ..registry import DEFAULT_PRESET, PRECONDITIONERS, PRESET_HELP, PRESETS
 from ..training.config import TABLE2_FIELDS, TrainConfig, option_text
 
 TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -184,6 +184,22 @@ def training_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def estimate_options(what: str):
+    """``--iterations`` and ``--preconditioner`` of the a-posteriori estimate, for the commands
+    that run it (calibrate, trust); ``what``: what its steps serve there."""
+    def add(command):
+        command = click.option(
+            "--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
+            help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), multigrid "
+            "(one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at about a third of an "
+            "exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")(command)
+        return click.option(
+            "--iterations", type=click.IntRange(min=0),
+            help=f"CG steps of the a-posteriori estimate {what} (more: closer to the true error, slower; default: 20 "
+            "with the spectral preconditioner, none after the V-cycle with multigrid).")(command)
+    return add
 
 
 def parse_split(text):

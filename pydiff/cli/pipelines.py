@@ -7,19 +7,22 @@ import os
 import click
 
 from ..problem.parameters import BOUNDARIES
-from ..registry import PINN_DEFAULTS, PRECONDITIONERS
-from .app import CONTEXT, main, reports_errors
-from .options import BACKEND_HELP, PRESET_NAMES, field_option, given, parse_list, parse_training, training_options
+from ..registry import PINN_DEFAULTS
+from .app import AGAIN, CONTEXT, main, reports_errors
+from .options import (BACKEND_HELP, PRESET_NAMES, estimate_options, field_option, given, parse_list, parse_training,
+                      training_options)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """--seeds 0,1,2 -> (0, 1, 2): non-negative integers, at least one, each once (a repeat is dropped)."""
+    """--seeds 0,1,2 -> (0, 1, 2): seeds (:func:`pydiff.seeds.check_seeds`), at least one, each once
+    (a repeat is dropped); all checked before any is used."""
     from ..errors import ConfigError
+    from ..seeds import check_seeds
 
     parts = [part.strip() for part in text.split(",")]
     if not all(part.isascii() and part.isdigit() for part in parts):
         raise ConfigError(f"--seeds takes comma-separated non-negative integers such as 0,1,2, got {text!r}")
-    return tuple(dict.fromkeys(int(part) for part in parts))
+    return check_seeds(dict.fromkeys(int(part) for part in parts))
 
 
 @main.command(context_settings=CONTEXT)
@@ -35,7 +38,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data sets are cached.")
 @click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
-@reports_errors(data_error_code=2)
+@reports_errors(data_error_code=2, continued=AGAIN)
 def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, seeds, **options):
     """Reproduce Table 2 rows end to end: data, training, test metrics, figures, table.
 
@@ -56,13 +59,14 @@ def reproduce(model_id, all_models, runs, data_dir, backend, preset, seed, seeds
     from ..pipelines.reproduce import reproduce as run
     from ..pipelines.reproduce import run_order
     from ..registry import paper_model
+    from ..seeds import check_seed
     from ..training.distributed import launched_rank, teardown
 
     if all_models == (model_id is not None):
         raise ConfigError("give either --model N or --all")
     if seeds is not None and click.get_current_context().get_parameter_source("seed") is not ParameterSource.DEFAULT:
         raise ConfigError("give either --seed S or --seeds LIST, not both")
-    seed_list = parse_seeds(seeds) if seeds is not None else (seed,)
+    seed_list = parse_seeds(seeds) if seeds is not None else (check_seed(seed),)
     models = list(range(1, 15)) if all_models else [model_id]
     for m in models:
         paper_model(m)  # an unknown id fails before any work
@@ -113,7 +117,7 @@ def study():
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
 @click.option("--backend", default="auto", show_default=True, help=BACKEND_HELP)
 @field_option("device")
-@reports_errors(data_error_code=2)
+@reports_errors(data_error_code=2, continued=AGAIN)
 def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, backend, **overrides):
     """Test error against training-set size (the 2024 study), optionally beside online data.
 
@@ -166,7 +170,7 @@ def train_size(preset, runs, fractions, seeds, data_kind, data_dir, data_seed, b
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True)
 @field_option("seed", help="Seed of the data, split and initialisations.")
 @field_option("device")
-@reports_errors(data_error_code=2)
+@reports_errors(data_error_code=2, continued=AGAIN)
 def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overrides):
     """Train the surrogate, the encoder-decoder, the U-Net and the FNO on the same data, split,
     loss and budget; write RUNS/compare.csv and compare.md (test residuals, parameters, training
@@ -200,17 +204,12 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
 @click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
 @click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
               "remove it to train it with other epochs.")
-@click.option("--iterations", type=click.IntRange(min=0),
-              help="a-posteriori: CG steps on the error equation (more: closer to the true error, slower; default: 20 with the spectral preconditioner, none after the V-cycle with multigrid).")
-@click.option("--preconditioner", type=click.Choice(PRECONDITIONERS), default="auto", show_default=True,
-              help="Of the estimate's CG steps: spectral (the constant-D inverse; exact where D is constant), "
-              "multigrid (one torch-mg V-cycle: its answer alone is within a few per cent where D varies, at "
-              "about a third of an exact solve at 512^2), or auto (spectral where D is constant, multigrid where it varies).")
+@estimate_options("that scores each prediction")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
 @click.option("--ensemble-epochs", type=click.IntRange(min=1),
               help="ensemble: epochs of each member (default: the run's). Finished members are reused.")
 @click.option("--device", default="auto", show_default=True)
-@reports_errors(data_error_code=2)
+@reports_errors(data_error_code=2, continued=AGAIN)
 def trust(run_dir, methods, samples, inverse_epochs, iterations, preconditioner, ensemble_size, ensemble_epochs, device):
     """How well label-free scores predict a run's test errors: RUN/trust.csv and trust.png.
 
