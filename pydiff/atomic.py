@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def _file_mode() -> int:
     """The mode an ordinary new file gets here (0o666 less the umask); mkstemp's own 0o600 would
@@ -32,6 +34,20 @@ def fsync_path(path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_writable(path) -> None:
+    """:class:`ConfigError` in one line, before any work, where a new file cannot be made beside
+    ``path`` (its directory read-only, not ours, /proc or /sys): every writer here writes a file
+    beside its target and renames it, so that is the test.  Made and removed at once; the check
+    that the directory exists is the caller's (with its own words)."""
+    path = Path(path)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 @contextlib.contextmanager

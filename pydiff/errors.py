@@ -37,8 +37,17 @@ class BackendUnavailable(PydiffError):
 
 
 class Interrupted(PydiffError):
-    """A long job stopped by a signal after saving what it needs to resume (status 128 + signal)."""
+    """A long job stopped by a signal after saving what it needs to resume (status 128 + signal).
 
-    def __init__(self, message: str, exit_code: int = 130) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    ``message`` says where it stopped and what it kept; ``hint`` how to continue, in the words of
+    the command that runs the job itself (generate's and train's ``--resume``).  A command that
+    continues otherwise (a pipeline: the same command again) says so instead: :meth:`continued_by`.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130, hint: str = "") -> None:
+        super().__init__(f"{message}; {hint}" if hint else message)
+        self.message, self.hint, self.exit_code = message, hint, exit_code
+
+    def continued_by(self, hint: str) -> "Interrupted":
+        """The same interruption, continued by ``hint``."""
+        return Interrupted(self.message, self.exit_code, hint)

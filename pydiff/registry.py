@@ -154,6 +154,12 @@ PRESET_PROBLEMS: dict[str, dict] = {
     "darcy85": {"setup": "darcy", "lattice": 85},
 }
 
+# The presets of the 2024 study of error against training-set size (`pydiff study train-size`):
+# the 2024 networks on data of every source count from 1 to 20, whose fractions it takes equally.
+STUDY_PRESETS: tuple[str, ...] = tuple(name for name, problem in PRESET_PROBLEMS.items()
+                                       if problem.get("setup") == "paper2024")
+STUDY_NETWORKS = ("encdec", "unet")  # the 2024 networks it trains
+
 
 # The default time budget of `pydiff compare` per model, in minutes: the CPU presets' four models
 # in under an hour on 2 cores.  Other presets give every model the preset's epochs.

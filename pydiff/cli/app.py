@@ -18,17 +18,28 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def reports_errors(data_error_code: int | None = None):
-    """Turn :class:`PydiffError` into one line on stderr and its exit status.
+# What continues an interrupted command (reports_errors' ``continued``): generate and train
+# take --resume (the library's own hints, which name the file or checkpoint, stand); a pipeline
+# (reproduce, study, compare, trust) continues when it is run again, and has no --resume.
+RESUME = "run the same command with --resume to continue"
+AGAIN = "run the same command again to continue"
+
+
+def reports_errors(data_error_code: int | None = None, continued: str | None = None):
+    """Turn :class:`PydiffError` into one line on stderr and its exit status, and so an
+    :class:`OSError` that names a file (an output that cannot be written: a full disk, a directory
+    made read-only meanwhile; status 1).
 
     ``data_error_code`` overrides the status of data-file errors for commands that take a data
-    file as an argument (there a bad file is a usage error, status 2).
+    file as an argument (there a bad file is a usage error, status 2).  ``continued``: what
+    continues the command after an interruption (:data:`RESUME`, :data:`AGAIN`; None: nothing,
+    it starts over), said in place of the library's hint where it is not --resume.
     """
 
     def wrap(command):
         @functools.wraps(command)
         def run(*args, **kwargs):
-            from ..errors import DataFileError
+            from ..errors import DataFileError, Interrupted
 
             try:
                 return command(*args, **kwargs)
@@ -36,9 +47,15 @@ def reports_errors(data_error_code: int | None = None):
                 code = exc.exit_code
                 if data_error_code is not None and isinstance(exc, DataFileError):
                     code = data_error_code
+                if isinstance(exc, Interrupted) and continued not in (None, RESUME):
+                    exc = exc.continued_by(continued)
                 _fail(str(exc), code)
+            except OSError as exc:
+                if exc.filename is None:  # not about a file of the user's: a bug, with its traceback
+                    raise
+                _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
             except KeyboardInterrupt:
-                _fail("interrupted; run the same command again to continue (generate and train: add --resume)", 130)
+                _fail(f"interrupted; {continued}" if continued else "interrupted", 130)
 
         return run
 

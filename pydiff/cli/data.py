@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .app import CONTEXT, _fail, main, reports_errors
+from .app import CONTEXT, RESUME, _fail, main, reports_errors
 from .options import BACKEND_HELP, make_problem, problem_options
 
 
@@ -20,7 +20,7 @@ from .options import BACKEND_HELP, make_problem, problem_options
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (same parameters).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file (kept until the new one is complete).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@reports_errors()
+@reports_errors(continued=RESUME)
 def generate(n, out, seed, backend, batch_size, shard, resume, overwrite, quiet, **problem_values):
     """Sample source images, solve for their fields, and write an HDF5 data set.
 

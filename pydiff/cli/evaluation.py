@@ -101,16 +101,21 @@ def table(runs, fmt, preset, resamples, bootstrap_seed):
     """
     from pathlib import Path
 
-    from ..errors import DataFileError
+    from ..errors import ConfigError, DataFileError
     from ..evaluation.report import collect_runs, seed_report
+    from ..seeds import check_seed
 
+    check_seed(bootstrap_seed, "--bootstrap-seed")  # before any of the table is printed
     if not Path(runs).is_dir():
         raise DataFileError(f"{runs}: no such directory")
     found = collect_runs(runs)
-    if preset:
-        found = {preset: found.get(preset, [])}
+    if preset and preset not in found:
+        others = f" (it holds runs of {', '.join(sorted(found))})" if found else ""
+        raise ConfigError(f"no evaluated run of preset {preset} under {runs}{others}")
     if not found:
-        found = {"(none)": []}
+        raise ConfigError(f"no evaluated run of a Table 2 model under {runs}: pydiff reproduce makes them")
+    if preset:
+        found = {preset: found[preset]}
     for name, runs_found in found.items():
         if fmt == "text":
             click.echo(f"Table 2, preset {name}: {len({m for m, _, _ in runs_found})} of 14 models evaluated "

@@ -96,7 +96,8 @@ def make_problem(setup="paper2021", n_sources=None, **values):
     return Problem.for_setup(setup, **values)
 
 
-BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 64^2 and torch-mg above), "
+BACKEND_HELP = ("Solver: auto (spectral where D is constant, else direct up to 64^2 and torch-mg above, and "
+                "timestep for the field at t_max), "
                 "spectral (exact, fast; constant D), timestep (RKC time integration to t_max), direct (sparse LU), "
                 "torch-mg (CG preconditioned by a geometric multigrid V-cycle, in PyTorch; any D, stationary), "
                 "multigrid (pyamg CG), torch-cg (CG in PyTorch, preconditioned by the constant-D inverse), "
@@ -121,10 +122,11 @@ def parse_labels(value):
         raise ConfigError(f"--labels takes all, none or a fraction, got {value!r}") from None
 
 
-def shown_default(f: dataclasses.Field) -> str:
+def shown_default(f: dataclasses.Field, presets=None) -> str:
     """What a training option shows as its default, from the field's own default, the presets
-    that set another value (:data:`~pydiff.registry.PRESETS`) and the Table 2 row where one sets
-    it: ``16; darcy85: 24``, ``paper: 800; quick: 9; ...``."""
+    that set another value (:data:`~pydiff.registry.PRESETS`, or those of ``presets``: a command
+    that takes only some) and the Table 2 row where one sets it (a command of every preset):
+    ``16; darcy85: 24``, ``paper: 800; quick: 9; ...``."""
 
     def text(value) -> str:
         if value is None:
@@ -133,14 +135,17 @@ def shown_default(f: dataclasses.Field) -> str:
             return "on" if value else "off"
         return option_text(value)
 
-    everywhere = all(f.name in values for values in PRESETS.values())  # the field's own default never shows
+    presets = {name: PRESETS[name] for name in (PRESETS if presets is None else presets)}
+    everywhere = all(f.name in values for values in presets.values())  # the field's own default never shows
     groups: dict[str, list[str]] = {}
-    for name, values in PRESETS.items():
+    for name, values in presets.items():
         if f.name in values and (everywhere or text(values[f.name]) != text(f.default)):
             groups.setdefault(text(values[f.name]), []).append(name)
     parts = ([] if everywhere else [text(f.default)]) + [f"{', '.join(names)}: {value}" for value, names in groups.items()]
     shown = "; ".join(parts)
-    return f"the Table 2 row's with --model, else {shown}" if f.name in TABLE2_FIELDS else shown
+    # --model sets a Table 2 row of the 2021 presets, which a command of only some presets may not take
+    table2 = f.name in TABLE2_FIELDS and len(presets) == len(PRESETS)
+    return f"the Table 2 row's with --model, else {shown}" if table2 else shown
 
 
 def _parameter_type(f: dataclasses.Field):
@@ -150,22 +155,24 @@ def _parameter_type(f: dataclasses.Field):
     return {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
 
 
-def field_option(name: str, help: str | None = None, choices: tuple[str, ...] | None = None):
+def field_option(name: str, help: str | None = None, choices: tuple[str, ...] | None = None, presets=None):
     """The command-line option of TrainConfig's field ``name``: its help (or ``help``), type,
     choices (the library's tuple, or a subset ``choices``) and shown default come from the field
-    (:func:`pydiff.training.config.setting`) and the presets.  No default of its own, so that the
-    preset's value stands, except a ``fixed`` field's (the seed, the device), which no preset sets."""
+    (:func:`pydiff.training.config.setting`) and the presets (or those of ``presets``, where the
+    command takes only these).  No default of its own, so that the preset's value stands, except a
+    ``fixed`` field's (the seed, the device), which no preset sets."""
     f = TRAIN_FIELDS[name]
     flag = "--" + name.replace("_", "-")
     help = help or f.metadata["help"]
     if str(f.type) == "bool":
-        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, show_default=shown_default(f), help=help)
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, show_default=shown_default(f, presets),
+                            help=help)
     kind = click.Choice(list(choices)) if choices else _parameter_type(f)
     if name in TEXT_OPTIONS:  # parsed after click (parse_training), with messages that name the option
         kind = str
     if f.metadata["fixed"]:
         return click.option(flag, name, type=kind, default=f.default, show_default=True, help=help)
-    return click.option(flag, name, type=kind, show_default=shown_default(f), help=help)
+    return click.option(flag, name, type=kind, show_default=shown_default(f, presets), help=help)
 
 
 def training_options(command):

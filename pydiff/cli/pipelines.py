@@ -7,7 +7,7 @@ import os
 import click
 
 from ..problem.parameters import BOUNDARIES
-from ..registry import PINN_DEFAULTS
+from ..registry import PINN_DEFAULTS, STUDY_NETWORKS, STUDY_PRESETS
 from .app import AGAIN, CONTEXT, main, reports_errors
 from .options import (BACKEND_HELP, PRESET_NAMES, estimate_options, field_option, given, parse_list, parse_training,
                       training_options)
@@ -96,22 +96,23 @@ def study():
 
 
 @study.command("train-size", context_settings=CONTEXT)
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="quick2024", show_default=True,
-              help="Set-up of every run: quick2024 (64^2, CPU: the whole default study in under an hour on 2 cores) "
-              "or paper2024 (512^2, the 2024 code's; GPUs).")
+@click.option("--preset", type=click.Choice(STUDY_PRESETS), default="quick2024", show_default=True,
+              help="Set-up of every run: quick2024 (64^2, CPU: the whole default study in under an hour on 2 cores), "
+              "paper2024 (512^2, the 2024 code's; GPUs), or quick-varied and paper-varied (the same, the network "
+              "reading D as well, on inclusions of contrast 10).")
 @click.option("--runs", type=click.Path(file_okay=False), required=True, help="Study directory (created; reused to resume).")
 @click.option("--fractions", default=",".join(f"{f:g}" for f in (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0)),
               show_default=True, help="Training-set fractions, equal per source count.")
 @click.option("--seeds", default="0,1", show_default=True, help="Run seeds per fraction (initialisation, batches, subset).")
 @click.option("--data", "data_kind", type=click.Choice(["file", "online", "both"]), default="file", show_default=True,
               help="file: the fixed subsets; online: fresh exact samples, the same steps per point; both.")
-@field_option("epochs", help="Epochs of every run.")
-@field_option("width", help="Channel multiplier of every run.")
-@field_option("network", help="2024 network of every run.", choices=("encdec", "unet"))
-@field_option("loss", help="Loss by name (see pydiff train --help).")
-@field_option("lr")
-@field_option("batch_size")
-@field_option("n_samples", help="Size of the data set generated and split.")
+@field_option("epochs", help="Epochs of every run.", presets=STUDY_PRESETS)
+@field_option("width", help="Channel multiplier of every run.", presets=STUDY_PRESETS)
+@field_option("network", help="2024 network of every run.", choices=STUDY_NETWORKS, presets=STUDY_PRESETS)
+@field_option("loss", help="Loss by name (see pydiff train --help).", presets=STUDY_PRESETS)
+@field_option("lr", presets=STUDY_PRESETS)
+@field_option("batch_size", presets=STUDY_PRESETS)
+@field_option("n_samples", help="Size of the data set generated and split.", presets=STUDY_PRESETS)
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True,
               help="Where the generated data set is cached.")
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of the data set and of its split.")
@@ -201,8 +202,8 @@ def compare_models(models, preset, runs, budget_minutes, data_dir, seed, **overr
               "RUN/inverse), a-posteriori (the error from a few CG steps on the error equation; exact for constant D), "
               "learned (a small CNN fitted on the validation split to each prediction's error), ensemble (more "
               "networks of the run's configuration, other seeds; trained once into RUN/ensemble).")
-@click.option("--samples", type=int, default=32, show_default=True, help="MC-dropout passes.")
-@click.option("--inverse-epochs", type=int, help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
+@click.option("--samples", type=int, default=32, show_default=True, help="mc-dropout: passes.")
+@click.option("--inverse-epochs", type=click.IntRange(min=1), help="Epochs of the inverse network (default 5). A finished RUN/inverse is reused; "
               "remove it to train it with other epochs.")
 @estimate_options("that scores each prediction")
 @click.option("--ensemble-size", type=click.IntRange(min=2), default=4, show_default=True, help="ensemble: members.")
@@ -219,12 +220,9 @@ def trust(run_dir, methods, samples, inverse_epochs, iterations, preconditioner,
     5 %, each method's milliseconds per sample, and in the row "exact" the exact solver's: an
     estimate is worth its cost only below that.
     """
-    from ..errors import ConfigError
     from ..pipelines.trust import parse_methods
     from ..pipelines.trust import trust as run
 
-    if samples < 2:
-        raise ConfigError(f"--samples must be at least 2, got {samples}")
     table = run(run_dir, parse_methods(methods), samples, device, inverse_epochs, iterations=iterations,
                 preconditioner=preconditioner,
                 ensemble_size=ensemble_size, ensemble_epochs=ensemble_epochs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .app import CONTEXT, main, reports_errors
+from .app import CONTEXT, RESUME, main, reports_errors
 from .options import make_config, training_options
 
 
@@ -15,7 +15,7 @@ from .options import make_config, training_options
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory to create.")
 @training_options
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
-@reports_errors(data_error_code=2)
+@reports_errors(data_error_code=2, continued=RESUME)
 def train(model_id, data, out, resume, **options):
     """Train a Table 2 model on a data set; checkpoints and a per-epoch log go to --out.
 

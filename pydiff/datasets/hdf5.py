@@ -137,7 +137,7 @@ def inspect(path: str | os.PathLike) -> tuple[h5py.File, dict, Problem]:
     """
     path = Path(path)
     if not path.exists():
-        hint = f" (an interrupted run left {partial_path(path)}; finish it with --resume)" if partial_path(path).exists() else ""
+        hint = f" (an interrupted run left {partial_path(path)}; finish it with pydiff generate --resume)" if partial_path(path).exists() else ""
         raise DataFileError(f"{path}: no such file{hint}")
     if not h5py.is_hdf5(path):
         raise DataFileError(f"{path}: not an HDF5 file (truncated or of another kind)")
@@ -233,7 +233,7 @@ def load(path: str | os.PathLike, lazy: bool = False, allow_partial: bool = Fals
     f, attrs, problem = inspect(path)
     if int(attrs["n_complete"]) < int(attrs["n"]) and not allow_partial:
         f.close()
-        raise DataFileError(f"{path}: incomplete ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
+        raise DataFileError(f"{path}: incomplete ({attrs['n_complete']} of {attrs['n']} samples); finish it with pydiff generate --resume")
     m = int(attrs["n_complete"])
     made_up = {} if "source_count" in _arrays(attrs) else \
         {"source_count": np.full(int(attrs["n"]), problem.n_sources, dtype=np.int16)}

@@ -28,7 +28,7 @@ def _describe(path: Path) -> dict:
     if not all(key in attrs for key in SHARD_ATTRS):
         raise DataFileError(f"{path}: not a shard (made without --shard)")
     if int(attrs["n_complete"]) != int(attrs["n"]):
-        raise DataFileError(f"{path}: incomplete shard ({attrs['n_complete']} of {attrs['n']} samples); finish it with --resume")
+        raise DataFileError(f"{path}: incomplete shard ({attrs['n_complete']} of {attrs['n']} samples); finish it with pydiff generate --shard ... --resume")
     return attrs
 
 

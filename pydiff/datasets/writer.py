@@ -18,12 +18,13 @@ from typing import Callable, cast
 import h5py
 import numpy as np
 
-from ..atomic import fsync_path
+from ..atomic import check_writable, fsync_path
 from ..errors import ConfigError, Interrupted
 from ..problem import Problem, sample_sources, source_images
 from ..problem.darcy import subsample
 from ..problem.diffusivity import diffusivity_maps
 from ..problem.walls import sample_walls
+from ..seeds import check_seed
 from ..signals import stop_on_signals
 from ..version import __version__
 from .hdf5 import FORMAT, FORMAT_VERSION, INPUT_FILTER, _attrs, _plain, inspect, optional_arrays, partial_path
@@ -133,6 +134,7 @@ def generate(
     """
     from ..solvers import make_solver, normalise, resolve_backend
 
+    seed = check_seed(seed)
     problem = problem or Problem()
     solved = problem.solved()  # the lattice the fields are solved on (Darcy flow: finer than the one stored)
     backend = resolve_backend(backend, solved)
@@ -162,6 +164,7 @@ def generate(
         raise ConfigError(
             f"{tmp} is left from an interrupted run; pass --resume to finish it or --overwrite to start over"
         )
+    check_writable(out)  # a directory that takes no file: one line now, not a traceback after the solver is built
 
     # Build the solver before touching any file, so that a backend that cannot run leaves nothing.
     with make_solver(backend, solved, **(solver_options or {})) as solver:
@@ -181,8 +184,8 @@ def generate(
             with stop_on_signals() as stop:  # SIGINT/SIGTERM: stop between batches
                 for lo in range(start, n, batch_size):
                     if stop.signum is not None:  # between batches: the file holds whole batches only
-                        raise Interrupted(f"interrupted by {stop.name} after {lo} of {n} samples; run the same command "
-                                          f"with --resume to finish {tmp}", stop.exit_code)
+                        raise Interrupted(f"interrupted by {stop.name} after {lo} of {n} samples", stop.exit_code,
+                                          f"run the same command with --resume to finish {tmp}")
                     hi = min(n, lo + batch_size)
                     part = draw[lo:hi]
                     images = source_images(problem, part)
@@ -198,8 +201,8 @@ def generate(
                     parts = []
                     for c in range(0, len(rhs), chunk):
                         if c and stop.signum is not None:
-                            raise Interrupted(f"interrupted by {stop.name} after {lo} of {n} samples; run the same "
-                                              f"command with --resume to finish {tmp}", stop.exit_code)
+                            raise Interrupted(f"interrupted by {stop.name} after {lo} of {n} samples", stop.exit_code,
+                                              f"run the same command with --resume to finish {tmp}")
                         part_maps = None if maps is None else maps[c:c + chunk]
                         parts.append(solver(rhs[c:c + chunk], part_maps) if walls is None
                                      else solver(rhs[c:c + chunk], part_maps, walls[c:c + chunk]))

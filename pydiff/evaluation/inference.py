@@ -192,6 +192,7 @@ def predict_file(run_dir, inputs_path, out_path, uncertainty: bool = False, samp
         raise ConfigError(f"directory {out_path.parent} does not exist")
     if out_path.exists():
         raise ConfigError(f"{out_path} exists; choose another --out")
+    atomic.check_writable(out_path)
     if samples < 2:
         raise ConfigError(f"--samples must be at least 2, got {samples}")
     if max_error is not None:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import atomic
 from ..registry import table2
+from ..seeds import check_seed
 from ..training import checkpoint
 from .figures import write_figures
 
@@ -248,7 +249,7 @@ def rank_intervals(groups: list[SeedGroup], resamples: int = 2000, level: float 
     if len({g.model for g in groups}) != len(groups):
         raise ValueError("rank_intervals takes one group per model (one variant)")
     paper = table2()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, "the bootstrap seed"))
     n = len(groups)
     seed_draws = [rng.integers(0, len(g.seeds), size=(resamples, len(g.seeds))) for g in groups]
     picks = rng.integers(0, n, size=(resamples, n))
@@ -335,6 +336,7 @@ def seed_report(runs, fmt: str = "text", models=range(1, 15), runs_column: bool 
     each variant with a comparison, the findings with how many seeds agree (:func:`findings`).
     csv and latex: the table alone."""
     models = list(models)
+    check_seed(seed, "the bootstrap seed")  # before any of the table is made
     groups = [g for g in group_runs(runs) if g.model in models]
     parts = [format_seed_table(seed_table(groups, models, runs_column), fmt)]
     if fmt not in ("text", "markdown"):

@@ -9,9 +9,10 @@ import numpy as np
 
 from .. import atomic
 from ..errors import ConfigError
-from ..evaluation.inference import file_problem, holds_maps, read_images, read_walls
+from ..evaluation.inference import file_problem, holds_maps, read_sources, read_walls
 from ..problem import Problem
 from ..problem.parameters import BOUNDARIES, differences
+from ..seeds import check_seed
 from ..solvers.pinn import check_lr, fit_pinn
 from ..version import __version__
 
@@ -29,11 +30,14 @@ def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, bou
         raise ConfigError(f"directory {out_path.parent} does not exist")
     if out_path.exists():
         raise ConfigError(f"{out_path} exists; choose another --out")
+    atomic.check_writable(out_path)
     check_lr(options.get("lr", 3e-3))
-    images = read_images(inputs_path)
-    # radius 0 and one source: pinn takes the images as they are (no --radius to be refused for)
+    check_seed(options.get("seed", 0))
+    images = read_sources(inputs_path)  # predict's images: non-negative, none all zero
+    # radius 0 and one source: pinn takes the images as they are (no --radius to be refused for);
+    # the stationary field, the one equation the Deep Galerkin fit solves
     problem = Problem(lattice=images.shape[-1], radius=0, n_sources=1, D=D, gamma=gamma, boundary=boundary,
-                      target="t_max" if boundary == "dirichlet" else "stationary")
+                      target="stationary")
     check_equation(inputs_path, problem, len(images))
     fields, seconds, residuals = [], [], []
     for k, image in enumerate(images):
@@ -57,7 +61,8 @@ def pinn_file(inputs_path, out_path, D: float = 1.0, gamma: float = 1 / 400, bou
 def check_equation(inputs_path, problem: Problem, n: int) -> None:
     """Refuse inputs whose file states another equation than ``problem``, the one pinn was asked
     to solve (constant D, one wall condition, ``--D`` and ``--gamma``): diffusivity maps, walls per
-    sample, or a pydiff data file of other D, decay, walls or source model would be ignored."""
+    sample, or a pydiff data file of other D, decay, walls or source model would be ignored; and a
+    file's fields at t_max are not the stationary ones pinn fits."""
     if holds_maps(inputs_path, None):
         raise ConfigError(f"{inputs_path} holds diffusivity maps; pinn solves a constant D (--D): solve them "
                           "exactly (pydiff generate) or with a network of the varied family")
@@ -69,6 +74,9 @@ def check_equation(inputs_path, problem: Problem, n: int) -> None:
         raise ConfigError(f"{inputs_path} states the walls of each sample, not {problem.boundary} for all; pinn "
                           "solves one wall condition (--boundary) for every image")
     given = file_problem(inputs_path)
+    if given is not None and given.target != problem.target:
+        raise ConfigError(f"{inputs_path} holds the fields at t_max (target t_max); pinn solves the stationary "
+                          "equation: give a file of --target stationary, or its images alone (.npy)")
     changed = [] if given is None else differences(problem, given, ["D", "gamma", "boundary", "source_model"])
     if changed:
         raise ConfigError(f"{inputs_path} poses another equation than pinn was asked to solve: {', '.join(changed)}; "

@@ -29,7 +29,8 @@ from .. import atomic
 from ..errors import ConfigError
 from ..evaluation.figures import plot_train_size
 from ..problem import Problem
-from ..registry import preset_problem
+from ..registry import STUDY_NETWORKS, STUDY_PRESETS, preset_problem
+from ..seeds import check_seed, check_seeds
 from ..training import distributed
 from ..training.config import TRAINING_DATA, config_for, with_data
 from .steps import data_path, ensure_data, output_dir, train_and_evaluate
@@ -69,7 +70,13 @@ def run_dir_for(study_dir, data: str, fraction: float, seed: int) -> Path:
     return Path(study_dir) / data / f"fraction{fraction:g}-seed{seed}"
 
 
-def _check(fractions, seeds, data) -> None:
+def _check(preset_name, fractions, seeds, data, data_seed) -> None:
+    """Every argument of the study, before any file or directory is made."""
+    if preset_name not in STUDY_PRESETS:
+        raise ConfigError(f"--preset {preset_name} is not one of the 2024 study's ({', '.join(STUDY_PRESETS)}): "
+                          "the study trains the 2024 networks on data of 1 to 20 sources")
+    check_seeds(seeds, "--seeds")
+    check_seed(data_seed, "--data-seed")
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ConfigError(f"fractions must be in (0, 1], got {list(fractions)}")
     if not seeds or len(set(seeds)) != len(seeds):
@@ -94,7 +101,8 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
     """Train and evaluate one model per (data, fraction, seed); returns ``(table, fits)``.
 
     Args:
-        preset_name: the set-up of every run (``quick2024`` on a CPU, ``paper2024`` on GPUs).
+        preset_name: the set-up of every run, one of :data:`~pydiff.registry.STUDY_PRESETS`
+            (``quick2024`` on a CPU, ``paper2024`` on GPUs, and their varied family's).
         study_dir: where the runs and the study's files go.
         fractions: training-set fractions, in (0, 1].
         seeds: run seeds (initialisation, batches, subset); the split stays that of ``data_seed``.
@@ -108,8 +116,10 @@ def train_size_study(preset_name: str, study_dir, fractions=DEFAULT_FRACTIONS, s
         ranks other than 0).
     """
     fractions, seeds, data = tuple(fractions), tuple(seeds), tuple(data)
-    _check(fractions, seeds, data)
+    _check(preset_name, fractions, seeds, data, data_seed)
     base = config_for(None, preset_name, **overrides)
+    if base.network not in STUDY_NETWORKS:
+        raise ConfigError(f"the 2024 study trains the 2024 networks ({', '.join(STUDY_NETWORKS)}), not {base.network}")
     problem = Problem.for_setup(**preset_problem(preset_name))
     ctx = distributed.setup(base.device)
     study_dir = output_dir(study_dir, ctx)

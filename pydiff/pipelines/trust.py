@@ -84,7 +84,7 @@ def inverse_config(run_config, epochs: int | None = None, width: float | None = 
     split_seed = run_config.seed if run_config.split_seed is None else run_config.split_seed
     return config_for(None, "quick2024", data=run_config.data, n_samples=run_config.n_samples,
                       split=run_config.split, split_seed=split_seed, seed=run_config.seed, inverse=True,
-                      epochs=epochs or INVERSE_EPOCHS, **({} if width is None else {"width": width}))
+                      epochs=INVERSE_EPOCHS if epochs is None else epochs, **({} if width is None else {"width": width}))
 
 
 def _reused_epochs(run: Path, asked: int | None, option: str) -> int | None:
@@ -105,7 +105,7 @@ def member_config(run_config, member: int, epochs: int | None = None):
     the same split (the run's split seed kept), for ``epochs`` (None: the run's)."""
     split_seed = run_config.seed if run_config.split_seed is None else run_config.split_seed
     return dataclasses.replace(run_config, seed=run_config.seed + 1 + member, split_seed=split_seed,
-                               epochs=epochs or run_config.epochs)
+                               epochs=run_config.epochs if epochs is None else epochs)
 
 
 @dataclasses.dataclass
@@ -261,6 +261,11 @@ def trust(run_dir, methods=DEFAULT_METHODS, samples: int = 32, device: str | tor
         ``fit_seconds``; then the row ``exact``: the exact solver's ``ms_per_sample``.
     """
     methods = parse_methods(",".join(methods))
+    if "mc-dropout" in methods and samples < 2:  # the only method that takes them
+        raise ConfigError(f"--samples must be at least 2, got {samples}")
+    for option, epochs in (("--inverse-epochs", inverse_epochs), ("--ensemble-epochs", ensemble_epochs)):
+        if epochs is not None and epochs < 1:  # None: the default; 0 would train nothing
+            raise ConfigError(f"{option} must be at least 1, got {epochs}")
     run_dir = Path(run_dir)
     device = pick_device(device)
     model, config = checkpoint.load_model(run_dir, "best", device)

@@ -72,14 +72,20 @@ DIRECT_UP_TO = 64
 def resolve_backend(name: str, problem: Problem) -> str:
     """``name``, or for ``"auto"`` the fastest exact backend for ``problem``: ``spectral`` where
     D is constant, else ``direct`` up to ``DIRECT_UP_TO`` (64) cells per side and ``torch-mg``
-    above."""
+    above; where D varies and the target is the field at t_max, which those solve only as the
+    papers' problem's stationary limit, ``timestep`` (the one built-in backend that integrates
+    to t_max)."""
     if name != "auto":
         return name
     if problem.boundary == "mixed":  # the same choice for every wall
         problem = wall_problem(problem, 0)
     if solver_class("spectral").unsupported(problem) is None:
         return "spectral"
-    return "direct" if problem.lattice <= DIRECT_UP_TO else "torch-mg"
+    stationary = "direct" if problem.lattice <= DIRECT_UP_TO else "torch-mg"
+    for candidate in (stationary, "timestep"):
+        if solver_class(candidate).unsupported(problem) is None:
+            return candidate
+    return stationary  # make_solver says why it cannot, naming the backends that can
 
 
 def solver_class(name: str) -> type[Solver]:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..problem import Problem
+from ..seeds import check_seed
 from . import make_solver, normalise, solver_class
 from .timing import timed_solve
 
@@ -26,6 +27,7 @@ def crosscheck(backends, problem: Problem, n: int = 16, seed: int = 0):
     from ..problem import sample_sources, source_images
     from ..problem.diffusivity import diffusivity_maps
 
+    seed = check_seed(seed)
     backends = list(dict.fromkeys(backends))
     if len(backends) < 2:
         raise ConfigError("crosscheck needs at least two backends, e.g. --backends spectral,direct")

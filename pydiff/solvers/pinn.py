@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from .dgm import DGM
 from ..problem import Problem
 from ..registry import PINN_DEFAULTS
+from ..seeds import check_seed
 
 
 def _domain(problem: Problem) -> tuple[float, float]:
@@ -74,9 +75,9 @@ def check_lr(lr: float) -> None:
         raise ConfigError(f"--lr must be a positive number, got {lr:g}")
 
 
-def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = PINN_DEFAULTS["iterations"],
-             width: int = PINN_DEFAULTS["width"], layers: int = PINN_DEFAULTS["layers"],
-             points: int = PINN_DEFAULTS["points"], lr: float = PINN_DEFAULTS["lr"], seed: int = 0,
+def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = int(PINN_DEFAULTS["iterations"]),
+             width: int = int(PINN_DEFAULTS["width"]), layers: int = int(PINN_DEFAULTS["layers"]),
+             points: int = int(PINN_DEFAULTS["points"]), lr: float = PINN_DEFAULTS["lr"], seed: int = 0,
              device: str | torch.device = "cpu", progress: bool = False) -> tuple[np.ndarray, dict]:
     """Fit the stationary field of one (L, L) source image.
 
@@ -106,6 +107,7 @@ def fit_pinn(image: np.ndarray, problem: Problem, iterations: int = PINN_DEFAULT
     if iterations < 1:
         raise ConfigError(f"--iterations must be >= 1, got {iterations}")
     check_lr(lr)
+    seed = check_seed(seed)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     dtype, device = torch.float32, torch.device(device)

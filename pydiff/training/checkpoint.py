@@ -23,8 +23,10 @@ What of a pydiff 0.1 run is still read (its best.pt) is in :mod:`pydiff.training
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -74,6 +76,7 @@ def write_config(config: TrainConfig, run_dir) -> int:
 
 
 def read_config(run_dir) -> TrainConfig:
+    """A run's TrainConfig, its data file located (:func:`locate_data`)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise DataFileError(f"{run_dir}: no {CONFIG}; not a pydiff run directory")
@@ -84,7 +87,26 @@ def read_config(run_dir) -> TrainConfig:
         raise DataFileError(f"{path}: bad run configuration: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise DataFileError(f"{path}: unreadable run configuration ({exc})") from None
-    return config
+    return dataclasses.replace(config, data=locate_data(config.data, run_dir))
+
+
+def locate_data(data: str, run_dir) -> str:
+    """Where the data file ``data`` of the run in ``run_dir`` is.
+
+    A run records its data file absolute (:func:`~pydiff.training.config.data_location`); so did
+    no run before that, whose path is relative to the directory training ran in.  Such a path
+    is taken from the working directory, as it always was, where it names a file; where it does
+    not (the run read from another directory), from the nearest directory above the run
+    directory where it does: a run is made from a project directory that holds both it and the
+    data (``runs/quick/model09-seed0`` beside ``data/...h5``), so its ancestors are where training
+    ran.  Found nowhere, the path is kept as stored, and the reader says the file is missing.
+    """
+    if not data or os.path.isabs(data) or os.path.exists(data):
+        return data
+    for parent in Path(run_dir).resolve().parents:
+        if (parent / data).exists():
+            return str(parent / data)
+    return data
 
 
 def write_result(summary: dict, run_dir) -> int:

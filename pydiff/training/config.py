@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..nn.names import INITS, LOSS_NAMES, NETWORKS, POOLINGS, PRIORS
 from ..registry import DEFAULT_PRESET, paper_model
 from ..registry import preset as preset_values
+from ..seeds import seed_problem
 from .rollback import RULE_C, RULES
 
 SCHEDULES = ("constant", "cosine", "halving")
@@ -150,6 +152,9 @@ class TrainConfig:
             if getattr(self, f.name) is None and "None" not in str(f.type):
                 raise ConfigError(f"{f.name} cannot be None (leave it out to keep the preset's value)")
         checks = [
+            (seed_problem(self.seed) is None, f"seed {seed_problem(self.seed)}"),
+            (self.split_seed is None or seed_problem(self.split_seed) is None,
+             f"split seed {seed_problem(self.split_seed)}"),
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
@@ -230,9 +235,27 @@ HOW_IT_RUNS = ("device", "checkpoint_every", "compile", "eval_batch_size", "stre
 
 def differences(stored: TrainConfig, asked: TrainConfig, ignore=HOW_IT_RUNS) -> dict[str, tuple]:
     """``{field: (stored value, asked value)}`` for every field whose values differ, compared
-    as values (a tuple equals the list JSON gives back, 0.1 == 0.1, None == None)."""
+    as values (a tuple equals the list JSON gives back, 0.1 == 0.1, None == None; the data file
+    by where it is, :func:`data_location`: a run stores it absolute, a user may give it relative)."""
     a, b = stored.to_json(), asked.to_json()
-    return {k: (a[k], b[k]) for k in a if k not in ignore and _plain(a[k]) != _plain(b[k])}
+
+    def compared(key, value):
+        return data_location(value) if key == "data" else _plain(value)
+
+    return {k: (a[k], b[k]) for k in a if k not in ignore and compared(k, a[k]) != compared(k, b[k])}
+
+
+def data_location(data: str) -> str:
+    """A data file's path as a run stores it in config.json: absolute (``os.path.abspath`` from
+    the working directory, symbolic links kept as the user named them), so that the run directory
+    works from any working directory.  ``""`` (no file) stays ``""``."""
+    return os.path.abspath(data) if data else data
+
+
+def with_absolute_data(config: TrainConfig) -> TrainConfig:
+    """``config`` with its data file's path absolute (:func:`data_location`): what a new run
+    directory records."""
+    return dataclasses.replace(config, data=data_location(config.data))
 
 
 def _plain(value):

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..nn.build import build_model
 from ..nn.physics import PhysicsLoss
 from . import checkpoint, distributed
-from .config import TrainConfig, describe_differences, resumable
+from .config import TrainConfig, describe_differences, resumable, with_absolute_data
 from .data import load_arrays
 from .step import make_optimizer
 from .trainer import RunModel, Trainer, TrainResult
@@ -119,6 +119,7 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
         Interrupted: SIGINT or SIGTERM arrived; a checkpoint was written.
     """
     config.validate()
+    config = with_absolute_data(config)  # config.json works from any working directory
     run_dir = Path(run_dir)
     ctx = distributed.setup(config.device)
     from_checkpoint = _check_run_dir(config, run_dir, resume)

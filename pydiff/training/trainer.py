@@ -294,7 +294,8 @@ class Trainer:
                     exc.__cause__ = failed
             if isinstance(exc, _Stop):
                 raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
-                                  f"{self.run_dir / checkpoint.LAST}; continue with --resume", self.stop.exit_code) from None
+                                  f"{self.run_dir / checkpoint.LAST}", self.stop.exit_code,
+                                  "continue with --resume") from None
             raise
         finally:
             if bar is not None:
