@@ -437,9 +437,9 @@ def network_pays(calibration: dict, max_error: float) -> tuple[bool, str]:
     if not above or not all(isinstance(cost, (int, float)) and cost >= 0 for cost in costs):
         return True, "the calibration does not say"
     row = min(above, key=lambda r: r["max_error"])
-    network, estimator, exact = costs
+    network, estimate, exact = costs
     saved = row["served"] * exact
     why = (f"on the calibration's check half the network served {100 * row['served']:.3g} % at max error "
-           f"{row['max_error']:g}, saving {saved:.3g} ms per sample against {network + estimator:.3g} ms for the "
+           f"{row['max_error']:g}, saving {saved:.3g} ms per sample against {network + estimate:.3g} ms for the "
            f"network and its estimate")
-    return saved > network + estimator, why
+    return saved > network + estimate, why

@@ -11,11 +11,11 @@ starts from ``initial`` (a network's prediction times its scale: a warm start).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import NotConverged
 from ..problem import Problem
 from . import make_solver, resolve_backend
+from .torch_cg import fields_in_chunks
 
 WARM_STARTING = ("torch-cg", "torch-mg")  # backends whose fields_of takes a first guess
 FALLBACK = "direct"  # sparse LU: no tolerance to miss
@@ -43,14 +43,8 @@ def exact_fields(problem: Problem, images: np.ndarray, diffusivity: np.ndarray |
         options = {"device": device} if name.startswith("torch") else {}
         with make_solver(name, problem, **options) as solver:
             if name in WARM_STARTING:  # a chunk at a time, as the solver's own numpy entry point goes
-                u, iterations, chunk = np.empty(images.shape), 0, getattr(solver, "chunk", len(images)) or 1
-                for start in range(0, len(images), chunk):
-                    part = slice(start, start + chunk)
-                    u[part] = solver.fields_of(
-                        torch.as_tensor(images[part]), None if diffusivity is None else torch.as_tensor(diffusivity[part]),
-                        None if initial is None else torch.as_tensor(initial[part])).cpu().numpy()
-                    iterations += int(solver.iterations)
-                return u, name, iterations
+                u = fields_in_chunks(solver, images, diffusivity, initial, getattr(solver, "chunk", None))
+                return u, name, int(solver.iterations)
             u = solver(images, diffusivity)
             iterations = getattr(solver, "iterations", 0)
             return u, name, int(sum(iterations) if isinstance(iterations, list) else iterations)

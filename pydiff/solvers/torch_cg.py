@@ -161,5 +161,21 @@ class TorchCGSolver(Solver):
         return self._cg(A, mean_D, r, self.constant_inverse(r, mean_D), round_off, iterations)[0]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
-        D = None if diffusivity is None else torch.as_tensor(diffusivity)
-        return self.fields_of(torch.as_tensor(np.asarray(images)), D).cpu().numpy()
+        return fields_in_chunks(self, images, diffusivity)
+
+
+def fields_in_chunks(solver, images: np.ndarray, diffusivity: np.ndarray | None = None,
+                     initial: np.ndarray | None = None, chunk: int | None = None) -> np.ndarray:
+    """(n, L, L) float64 fields of numpy ``images`` (and maps) by a batched torch solver's
+    ``fields_of``, ``chunk`` samples at a time (None: all at once), each chunk from its part of
+    ``initial`` (unnormalised first guesses; None: the solver's own).  ``solver.iterations`` is
+    then the slowest chunk's, as for one batch."""
+    chunk = chunk or max(len(images), 1)
+    out, slowest = np.empty(np.shape(images)), 0
+    for start in range(0, len(images), chunk):
+        part = slice(start, start + chunk)
+        out[part] = solver.fields_of(*(None if a is None else torch.as_tensor(np.asarray(a[part]))
+                                       for a in (images, diffusivity, initial))).cpu().numpy()
+        slowest = max(slowest, solver.iterations)
+    solver.iterations = slowest
+    return out

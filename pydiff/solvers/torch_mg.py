@@ -72,7 +72,7 @@ from ..device import pick_device
 from ..errors import ConfigError, NotConverged
 from ..problem import Problem
 from .base import Solver
-from .torch_cg import harmonic
+from .torch_cg import fields_in_chunks, harmonic
 
 # A lattice of at most this many cells per side is solved by dense Cholesky (256 unknowns at
 # most: 6 MFlop to factorise, 0.1 MFlop per solve).
@@ -691,11 +691,4 @@ class TorchMGSolver(Solver):
         return self._cg(M, r, M(r), round_off, iterations)[0]
 
     def _solve(self, images: np.ndarray, diffusivity: np.ndarray | None) -> np.ndarray:
-        out, slowest = np.empty(images.shape), 0
-        for start in range(0, len(images), self.chunk):
-            part = slice(start, start + self.chunk)
-            D = None if diffusivity is None else torch.as_tensor(diffusivity[part])
-            out[part] = self.fields_of(torch.as_tensor(np.asarray(images[part])), D).cpu().numpy()
-            slowest = max(slowest, self.iterations)
-        self.iterations = slowest
-        return out
+        return fields_in_chunks(self, images, diffusivity, chunk=self.chunk)
