@@ -67,6 +67,10 @@ def test_smoke_training_lowers_the_held_out_loss(data, tmp_path):
         prediction = model.eval()(x).double()
     eq2 = (torch.exp(-(1 - y) / 100) * (prediction - y).abs()).mean().item()
     assert eq2 == pytest.approx(result.best_val_loss, rel=1e-5)
+    # log.csv's val_mean_residual (the error-against-minutes curve) is that epoch's mean |r|
+    best_row = rows[result.best_epoch]
+    assert float(best_row["val_mean_residual"]) == pytest.approx((prediction - y).abs().mean().item(), rel=1e-5)
+    assert float(best_row["val_mean_residual"]) != pytest.approx(eq2, rel=1e-3)  # not the weighted loss
 
 
 class Interrupt(KeyboardInterrupt):

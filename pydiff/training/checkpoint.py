@@ -56,8 +56,8 @@ FIGURES = ("fig4_loss.png", "fig5_samples.png", "fig8_truth_vs_prediction.png", 
 REGIONS_FIGURE = "fig_regions.png"  # the 2024 papers' error per source count and region
 CHECKPOINT_FORMAT = "pydiff.checkpoint"
 CHECKPOINT_VERSION = 2
-LOG_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds", "rolled_back", "restored_to", "best",
-              "bytes_written"]
+LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_mean_residual", "lr", "seconds", "rolled_back", "restored_to",
+              "best", "bytes_written"]
 
 
 # --- Atomic writes: each returns the bytes it wrote ---------------------------------------------

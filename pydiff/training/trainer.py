@@ -62,6 +62,16 @@ class RunModel(NamedTuple):
     network: torch.nn.Module
 
 
+class HeldOut(NamedTuple):
+    """One pass over the held-out samples: ``loss``, the mean of Eq. 2 (what picks the best
+    epoch), and ``mean_residual``, the mean of |prediction - field| over their pixels (Table 2's
+    first column, before the end-of-run BatchNorm recalibration): the error-against-minutes
+    curve of a run is log.csv's ``val_mean_residual`` against its cumulative ``seconds``."""
+
+    loss: float
+    mean_residual: float
+
+
 class _Stop(Exception):
     """A stop signal arrived; raised between steps and turned into :class:`Interrupted`."""
 
@@ -136,19 +146,21 @@ class Trainer:
         return float(total) / (len(self.train_data) * self.pixels)
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Held-out loss (eval mode), the mean of Eq. 2 over the held-out samples."""
+    def evaluate(self) -> HeldOut:
+        """The held-out loss and mean residual (eval mode; one host sync)."""
         n = len(self.val_data)
         if n == 0:
-            return math.nan
+            return HeldOut(math.nan, math.nan)
         self.network.eval()
-        total = torch.zeros((), device=self.device)
+        total = torch.zeros(2, device=self.device)  # loss, absolute residual: one all-reduce, one sync
         for x, y in self.val_data.epoch_batches(0, self._eval_batches(n)):
             with autocast(self.device, self.config.amp):
-                prediction = self.network(x)
-            total += self.loss_sum(prediction.float(), y, x)
+                prediction = self.network(x).float()
+            total[0] += self.loss_sum(prediction, y, x)
+            total[1] += (prediction - y).abs().sum()
         distributed.all_reduce_sum(total, self.ctx)
-        return float(total) / (n * self.pixels)
+        loss, residual = (float(t) / (n * self.pixels) for t in total)
+        return HeldOut(loss, residual)
 
     def _eval_batches(self, n: int) -> list[torch.Tensor]:
         """This rank's part of consecutive evaluation batches over positions 0 .. n-1."""
@@ -249,13 +261,14 @@ class Trainer:
                     tic = time.perf_counter()
                     train_loss = self.train_one_epoch(epoch)
                     decision = self._roll(epoch, train_loss)
-                    val_loss = self.evaluate()
+                    val_loss, val_residual = self.evaluate()
                     improved = decision is None and val_loss < self.best_val
                     if improved:
                         self._remember_best(epoch, val_loss)
                     self.last_epoch = epoch
                     if epoch > self.replay_until:  # a replayed epoch was logged before the interruption
                         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                               "val_mean_residual": val_residual,
                                "lr": lr_at(config, epoch), "seconds": time.perf_counter() - tic,
                                "rolled_back": decision is not None,
                                "restored_to": decision.key if decision is not None else "", "best": improved,
