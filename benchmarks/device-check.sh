@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What only a GPU can show (training speed eager and with CUDA graphs, the paper preset's
-# projected hours, inference per sample, online samples at 512^2, a short real paper run), in at
+# projected hours, inference per sample, online samples at 512^2, a short real paper run, the
+# cpu-hour preset on the GPU beside the CPU's curve), in at
 # most ~8 minutes on one CUDA GPU; the figures go to a JSON file (default: $OUT/device-check.json
 # when $OUT is set, else ./device-check.json).  On a machine without CUDA it stops at once.
 # $PYTHON: the interpreter with pydiff and torch (default: the one on PATH), so that it runs from a

@@ -12,7 +12,10 @@
    solve of the varied family there (seconds per sample, iterations, equal to the CPU's);
 5. a short real paper-preset run: ``pydiff reproduce --model 9 --preset paper --epochs E``, its
    seconds per epoch and Table 2 row (after E of the paper's 800 epochs);
-6. NCCL: two ranks of ``torchrun`` against one process, when the machine has two GPUs.
+6. the ``cpu-hour`` preset's model 9, its whole schedule, on the GPU: its seconds and its held-out
+   mean residual after every epoch beside the CPU's at the same epoch (the reference curve of
+   this project's CPU run, ``benchmarks/cpu_hour_curve.csv``);
+7. NCCL: two ranks of ``torchrun`` against one process, when the machine has two GPUs.
 
 Every figure is also printed as it comes.  ``--cpu-smoke`` runs every step with tiny sizes on a
 CPU in seconds: the check itself is tested without a GPU (tests/test_device_check.py).
@@ -90,11 +93,38 @@ def multigrid_on_device(lattice: int, n: int, device: torch.device) -> dict:
             "max_difference_from_cpu": float(abs(normalise(here)[0] - normalise(cpu)[0]).max())}
 
 
+CPU_CURVE = Path(__file__).with_name("cpu_hour_curve.csv")  # epoch, minutes, val_mean_residual of the CPU run
+
+
+def cpu_hour_on_device(device: torch.device, smoke: bool) -> dict:
+    """The cpu-hour preset's model 9, its whole schedule, on ``device``: training seconds, test
+    row, and per epoch the held-out mean residual beside the CPU reference run's at that epoch."""
+    import csv
+
+    overrides = {"width": 1 / 32, "n_samples": 40, "eval_batch_size": 8, "epochs": 2} if smoke else {}
+    reference = {}
+    if CPU_CURVE.is_file():
+        with open(CPU_CURVE, newline="") as f:
+            reference = {int(r["epoch"]): float(r["val_mean_residual"]) for r in csv.DictReader(f)}
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = reproduce(9, "cpu-hour", Path(tmp) / "runs", Path(tmp) / "data", device=str(device),
+                            progress=False, **overrides)
+        with open(Path(metrics["run_dir"]) / "log.csv", newline="") as f:
+            log_rows = list(csv.DictReader(f))
+    training = metrics["training"]
+    return {"epochs": training["epochs_run"], "train_seconds": training["seconds"],
+            **{k: metrics["test"][k] for k in ("mean_res", "p99_res", "max_res")},
+            "curve": [(int(r["epoch"]), float(r["val_mean_residual"]), reference.get(int(r["epoch"])))
+                      for r in log_rows]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", default="device-check.json", help="JSON file to write")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU (tests the check itself)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the short paper-preset run")
+    parser.add_argument("--cpu-hour", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the cpu-hour preset's model 9 on the GPU and compare its curve with the CPU's")
     args = parser.parse_args(argv)
     smoke = args.cpu_smoke
     if not smoke and not torch.cuda.is_available():
@@ -157,6 +187,11 @@ def main(argv=None) -> int:
                                 "wall_seconds": time.perf_counter() - start,
                                 **{k: metrics["test"][k] for k in ("mean_res", "p99_res", "max_res")}}
     log(f"paper preset, {args.epochs} epochs of model 9", figures["paper_run"])
+
+    if args.cpu_hour:
+        figures["cpu_hour_run"] = cpu_hour_on_device(device, smoke)
+        log("cpu-hour preset's model 9 on this device (epoch, held-out mean residual here, on the CPU)",
+            figures["cpu_hour_run"])
     figures["nccl"] = ("not run: one GPU (NCCL needs a device per rank)" if figures["gpu_count"] < 2 else
                        "run tests/test_distributed.py's torchrun check with --nproc-per-node=2 on cuda")
 

@@ -39,3 +39,6 @@ def test_every_step_of_the_check_runs_on_tiny_sizes(tmp_path):
         ("surrogate", 1), ("surrogate", 4), ("encdec", 1), ("encdec", 4)}
     assert figures["online_sample_seconds"] > 0 and figures["paper_run"]["epochs"] == 1
     assert 0 < figures["paper_run"]["mean_res"] <= figures["paper_run"]["max_res"]
+    run = figures["cpu_hour_run"]  # the cpu-hour preset on the device, its curve beside the CPU's
+    assert run["epochs"] == 2 and [epoch for epoch, _, _ in run["curve"]] == [0, 1]
+    assert all(value > 0 for _, value, _ in run["curve"])

@@ -3,7 +3,6 @@ to a module, for training, loading and timing alike."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -39,15 +38,7 @@ def build_model(config, problem=None) -> nn.Module:
             raise ConfigError("the constant-D prior needs the problem the model was trained on")
         network = ConstantDPrior(_network(config, config.in_channels + 1), problem)
     scale = getattr(config, "field_scale", 1.0)
-    network = network if scale == 1.0 else Scaled(network, scale)
-    if config.network != "fno":
-        # Channels-last weights make oneDNN run the convolutions, and their outputs, channels-last:
-        # on a CPU 1.6-3x faster training and 2.5-4x faster inference (few channels at 100^2: a
-        # 1-channel 3x3 convolution forward and backward 2.6 ms against 17.8); on CUDA, tensor
-        # cores.  Saved weights are made contiguous again (checkpoint.save_model).  Module.to
-        # takes memory_format; torch's overloads omit it.
-        network = network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return network
+    return network if scale == 1.0 else Scaled(network, scale)
 
 
 def _network(config, in_channels: int) -> nn.Module:

@@ -1,0 +1,154 @@
+"""The levers of the ``cpu-hour`` preset, one at a time: model 9 on the paper's data (20,000
+samples, 80/20), each lever changed alone from the preset, every run the same number of epochs
+or the same minutes; the test mean residual each reaches and its curve of error against minutes.
+
+    OMP_NUM_THREADS=1 nice python benchmarks/cpu_hour.py --epochs 5 [--levers base,lr3e-3]
+    python benchmarks/cpu_hour.py --report            # the table and the figure of what has run
+
+Each lever is a ``pydiff reproduce --preset cpu-hour --model 9`` run with its options
+(``runs/cpu-hour/model09-seed0-epochs5-lr0.003``): cached, resumable, evaluated on the test split
+as Table 2 is.  The curve is log.csv's held-out mean residual per epoch (before the end-of-run
+BatchNorm recalibration) against the run's cumulative training seconds; the table gives the
+evaluated test mean, 99th percentile and maximum of the best epoch.  Writes
+``runs/cpu-hour/levers.csv`` and ``levers.png``.
+
+Measured on this project's 2-core Intel Xeon: docs/table2.md ("cpu-hour").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from pydiff.benchmarking.machine import machine
+from pydiff.pipelines.reproduce import reproduce, run_dir_for
+from pydiff.training.config import config_for
+
+MODEL = 9
+PRESET = "cpu-hour"
+# One lever at a time, each against the preset ("base"): the options it changes.
+LEVERS: dict[str, dict] = {
+    "base": {},
+    "lr3e-3": {"lr": 3e-3},
+    "lr3e-4": {"lr": 3e-4},
+    "batch32": {"batch_size": 32},
+    "batch8": {"batch_size": 8},
+    "width0.25": {"width": 0.25},
+    "constant-lr": {"lr_schedule": "constant"},
+    "half-data": {"n_samples": 10000},
+    "mse": {"loss": "MSE"},
+    "tanh-mae": {"loss": "tanh-MAE", "w": 1.0},
+}
+
+
+def lever_dir(runs_dir: Path, options: dict) -> Path:
+    config = config_for(MODEL, PRESET, **options)
+    return run_dir_for(runs_dir, PRESET, MODEL, 0, config)
+
+
+def report(runs_dir: Path, levers: dict[str, dict]) -> list[dict]:
+    """One row per finished run of ``levers`` (name: options): its minutes, epochs and test
+    metrics."""
+    rows = []
+    for name, options in levers.items():
+        run = lever_dir(runs_dir, options)
+        metrics_file = run / "metrics.json"
+        if not metrics_file.is_file():
+            continue
+        metrics = json.loads(metrics_file.read_text())
+        training, test = metrics["training"], metrics["test"]
+        rows.append({"lever": name, "run": str(run), "epochs": metrics["config"]["epochs"],
+                     "minutes": training["seconds"] / 60, "best_epoch": training["best_epoch"],
+                     "mean_res": test["mean_res"], "p99_res": test["p99_res"], "max_res": test["max_res"]})
+    return rows
+
+
+def curves(rows: list[dict]) -> dict[str, list[tuple[int, float, float]]]:
+    """Each run's (epoch, cumulative minutes, held-out mean residual) per logged epoch, from its
+    log.csv."""
+    out = {}
+    for row in rows:
+        with open(Path(row["run"]) / "log.csv", newline="") as f:
+            log = list(csv.DictReader(f))
+        minutes, points = 0.0, []
+        for r in log:
+            minutes += float(r["seconds"]) / 60
+            if r.get("val_mean_residual"):
+                points.append((int(r["epoch"]), minutes, float(r["val_mean_residual"])))
+        out[row["lever"]] = points
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ends = {row["lever"]: row for row in rows}
+    for name, points in curves(rows).items():
+        if points:
+            line, = ax.plot([p[1] for p in points], [p[2] for p in points], marker="o", ms=3, label=name)
+            # the evaluated test mean of the best epoch, its BatchNorm statistics recalibrated
+            ax.plot([ends[name]["minutes"]], [ends[name]["mean_res"]], marker="*", ms=12, color=line.get_color())
+    ax.axhline(2.5e-3, color="k", ls="--", lw=0.8, label="goal 2.5e-3")
+    ax.axhline(2.08e-3, color="k", ls=":", lw=0.8, label="paper 2.08e-3")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("mean residual: held-out per epoch (o), test at the end (*)")
+    ax.set_yscale("log")
+    ax.set_title(f"model {MODEL}, preset {PRESET}: one lever at a time")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levers", default=",".join(LEVERS), help="comma-separated names of LEVERS")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of every lever run")
+    parser.add_argument("--runs", default="runs", help="runs directory (the runs go to RUNS/cpu-hour/)")
+    parser.add_argument("--data", default="data", help="data directory")
+    parser.add_argument("--report", action="store_true", help="only tabulate and plot the finished runs")
+    parser.add_argument("--reference", help="write the preset run's curve (epoch, minutes, val_mean_residual) "
+                                            "here: the CPU curve benchmarks/device_check.py compares a GPU with")
+    args = parser.parse_args(argv)
+    names = [n for n in args.levers.split(",") if n]
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        parser.error(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
+    levers = {name: dict(LEVERS[name], epochs=args.epochs) for name in names}
+    runs_dir = Path(args.runs)
+    if not args.report:
+        for name, options in levers.items():
+            print(f"== lever {name}: {options}", flush=True)
+            reproduce(MODEL, PRESET, runs_dir=runs_dir, data_dir=args.data, **options)
+    # the preset itself, whole (pydiff reproduce --model 9 --preset cpu-hour), when it has run
+    rows = report(runs_dir, {"preset": {}, **levers})
+    if args.reference and rows and rows[0]["lever"] == "preset":
+        points = curves(rows[:1])["preset"]
+        with open(args.reference, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", "minutes", "val_mean_residual"])
+            writer.writerows((epoch, f"{minutes:.2f}", f"{value:.4e}") for epoch, minutes, value in points)
+    out = runs_dir / PRESET
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "levers.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["lever", "epochs", "minutes", "best_epoch", "mean_res", "p99_res",
+                                               "max_res", "run"])
+        writer.writeheader()
+        writer.writerows(rows)
+    if rows:
+        plot(rows, out / "levers.png")
+    print(f"{machine()}")
+    print(f"{'lever':12s} {'epochs':>6s} {'minutes':>8s} {'mean':>9s} {'p99':>9s} {'max':>7s}")
+    for r in rows:
+        print(f"{r['lever']:12s} {r['epochs']:6d} {r['minutes']:8.1f} {r['mean_res']:9.2e} {r['p99_res']:9.2e} "
+              f"{r['max_res']:7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
