@@ -1,6 +1,6 @@
 """The levers of the ``cpu-hour`` preset, one at a time: model 9 on the paper's data (20,000
-samples, 80/20), each lever changed alone from the preset, every run the same number of epochs
-or the same minutes; the test mean residual each reaches and its curve of error against minutes.
+samples, 80/20), each lever changed alone from the preset, every run the same number of epochs;
+the test mean residual each reaches and its curve of error against minutes.
 
     OMP_NUM_THREADS=1 nice python benchmarks/cpu_hour.py --epochs 5 [--levers base,lr3e-3]
     python benchmarks/cpu_hour.py --report            # the table and the figure of what has run
@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import sys
 from pathlib import Path
 
+from pydiff import atomic
 from pydiff.benchmarking.machine import machine
 from pydiff.pipelines.reproduce import reproduce, run_dir_for
 from pydiff.training.config import config_for
@@ -105,10 +108,25 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def table_text(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--levers", default=",".join(LEVERS), help="comma-separated names of LEVERS")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of every lever run")
+    parser.add_argument("--epochs", type=positive, default=5, help="epochs of every lever run")
     parser.add_argument("--runs", default="runs", help="runs directory (the runs go to RUNS/cpu-hour/)")
     parser.add_argument("--data", default="data", help="data directory")
     parser.add_argument("--report", action="store_true", help="only tabulate and plot the finished runs")
@@ -121,32 +139,38 @@ def main(argv=None) -> int:
         parser.error(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
     levers = {name: dict(LEVERS[name], epochs=args.epochs) for name in names}
     runs_dir = Path(args.runs)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        parser.error(f"--runs {runs_dir} is a file, not a directory")
+    if args.report and not (runs_dir / PRESET).is_dir():
+        print(f"cpu_hour.py: error: no runs of the {PRESET} preset under {runs_dir} (nothing to report; "
+              f"run the levers first, without --report)", file=sys.stderr)
+        return 2
     if not args.report:
         for name, options in levers.items():
             print(f"== lever {name}: {options}", flush=True)
             reproduce(MODEL, PRESET, runs_dir=runs_dir, data_dir=args.data, **options)
     # the preset itself, whole (pydiff reproduce --model 9 --preset cpu-hour), when it has run
     rows = report(runs_dir, {"preset": {}, **levers})
-    if args.reference and rows and rows[0]["lever"] == "preset":
-        points = curves(rows[:1])["preset"]
-        with open(args.reference, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["epoch", "minutes", "val_mean_residual"])
-            writer.writerows((epoch, f"{minutes:.2f}", f"{value:.4e}") for epoch, minutes, value in points)
+    if not rows:
+        print(f"cpu_hour.py: error: no finished run of these levers under {runs_dir / PRESET}", file=sys.stderr)
+        return 2
     out = runs_dir / PRESET
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "levers.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["lever", "epochs", "minutes", "best_epoch", "mean_res", "p99_res",
-                                               "max_res", "run"])
-        writer.writeheader()
-        writer.writerows(rows)
-    if rows:
-        plot(rows, out / "levers.png")
+    atomic.write_text(table_text(rows, ["lever", "epochs", "minutes", "best_epoch", "mean_res", "p99_res", "max_res",
+                                        "run"]), out / "levers.csv")
+    plot(rows, out / "levers.png")
     print(f"{machine()}")
     print(f"{'lever':12s} {'epochs':>6s} {'minutes':>8s} {'mean':>9s} {'p99':>9s} {'max':>7s}")
     for r in rows:
         print(f"{r['lever']:12s} {r['epochs']:6d} {r['minutes']:8.1f} {r['mean_res']:9.2e} {r['p99_res']:9.2e} "
               f"{r['max_res']:7.3f}")
+    if args.reference:
+        if rows[0]["lever"] != "preset":
+            print(f"cpu_hour.py: error: no reference written: the whole preset run (pydiff reproduce --model {MODEL} "
+                  f"--preset {PRESET} --runs {runs_dir}) has not finished", file=sys.stderr)
+            return 2
+        points = [{"epoch": epoch, "minutes": f"{minutes:.2f}", "val_mean_residual": f"{value:.4e}"}
+                  for epoch, minutes, value in curves(rows[:1])["preset"]]
+        atomic.write_text(table_text(points, ["epoch", "minutes", "val_mean_residual"]), Path(args.reference))
     return 0
 
 

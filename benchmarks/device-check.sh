@@ -9,4 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-.}/device-check.json}"
-exec "${PYTHON:-python}" benchmarks/device_check.py "$out"
+[ $# -gt 0 ] && shift  # further options go to device_check.py (--epochs N, --no-cpu-hour)
+python="${PYTHON:-python}"
+if ! "$python" -c "import torch, pydiff" 2>/dev/null; then
+    echo "device-check: $python cannot import torch and pydiff; set PYTHON to the interpreter of the environment pydiff is installed in (PYTHON=.venv/bin/python benchmarks/device-check.sh)" >&2
+    exit 2
+fi
+exec "$python" benchmarks/device_check.py "$out" "$@"

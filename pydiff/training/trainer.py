@@ -91,12 +91,16 @@ class Trainer:
         ctx: this process's place in a data-parallel run.
         progress: True (a progress bar), False, or a callable given each epoch's log row.
         problem: the problem the data poses, recorded with the saved model.
+        truth_data: the held-out samples with their fields where ``val_data`` hides them (a run
+            without labels selects on the physics loss): the logged mean residual is measured
+            on them; they never pick the best epoch.
     """
 
     def __init__(self, *, config: TrainConfig, run_dir, model: RunModel, optimizer: torch.optim.Optimizer,
                  train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True,
-                 problem: Problem | None = None) -> None:
+                 problem: Problem | None = None, truth_data=None) -> None:
         self.config, self.run_dir, self.problem = config, Path(run_dir), problem
+        self.truth_data = truth_data
         self.module, self.network = model
         self.optimizer, self.ctx = optimizer, ctx
         self.train_data = train_data
@@ -153,11 +157,14 @@ class Trainer:
             return HeldOut(math.nan, math.nan)
         self.network.eval()
         total = torch.zeros(2, device=self.device)  # loss, absolute residual: one all-reduce, one sync
-        for x, y in self.val_data.epoch_batches(0, self._eval_batches(n)):
+        batches = self._eval_batches(n)
+        truth = self.truth_data.epoch_batches(0, batches) if self.truth_data is not None else None
+        for x, y in self.val_data.epoch_batches(0, batches):
             with autocast(self.device, self.config.amp):
                 prediction = self.network(x).float()
             total[0] += self.loss_sum(prediction, y, x)
-            total[1] += (prediction - y).abs().sum()
+            fields = next(truth)[1] if truth is not None else y
+            total[1] += (prediction - fields).abs().sum()
         distributed.all_reduce_sum(total, self.ctx)
         loss, residual = (float(t) / (n * self.pixels) for t in total)
         return HeldOut(loss, residual)
@@ -306,6 +313,9 @@ class Trainer:
                 else:  # 3.10: the save's failure chained as the cause, the error itself still raised
                     exc.__cause__ = failed
             if isinstance(exc, _Stop):
+                if self.last_epoch < 0:  # no epoch ended: nothing was saved, a resume starts over
+                    raise Interrupted(f"stopped by {self.stop.name} during the first epoch, before any checkpoint",
+                                      self.stop.exit_code, "continue with --resume (it starts over)") from None
                 raise Interrupted(f"stopped by {self.stop.name} after epoch {self.last_epoch}; checkpoint in "
                                   f"{self.run_dir / checkpoint.LAST}", self.stop.exit_code,
                                   "continue with --resume") from None
