@@ -27,6 +27,7 @@ from pathlib import Path
 from pydiff import atomic
 from pydiff.benchmarking.machine import machine
 from pydiff.pipelines.reproduce import reproduce, run_dir_for
+from pydiff.training.checkpoint import read_log
 from pydiff.training.config import config_for
 
 MODEL = 9
@@ -73,10 +74,8 @@ def curves(rows: list[dict]) -> dict[str, list[tuple[int, float, float]]]:
     log.csv."""
     out = {}
     for row in rows:
-        with open(Path(row["run"]) / "log.csv", newline="") as f:
-            log = list(csv.DictReader(f))
         minutes, points = 0.0, []
-        for r in log:
+        for r in read_log(row["run"]):
             minutes += float(r["seconds"]) / 60
             if r.get("val_mean_residual"):
                 points.append((int(r["epoch"]), minutes, float(r["val_mean_residual"])))

@@ -40,6 +40,7 @@ from pydiff.benchmarking.training import bench_train
 from pydiff.datasets.batches import OnlineSamples
 from pydiff.pipelines.reproduce import reproduce
 from pydiff.problem import Problem
+from pydiff.training.checkpoint import read_log
 from pydiff.training.config import config_for
 
 
@@ -109,8 +110,7 @@ def cpu_hour_on_device(device: torch.device, smoke: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         metrics = reproduce(9, "cpu-hour", Path(tmp) / "runs", Path(tmp) / "data", device=str(device),
                             progress=False, **overrides)
-        with open(Path(metrics["run_dir"]) / "log.csv", newline="") as f:
-            log_rows = list(csv.DictReader(f))
+        log_rows = read_log(metrics["run_dir"])
     training = metrics["training"]
     return {"epochs": training["epochs_run"], "train_seconds": training["seconds"],
             **{k: metrics["test"][k] for k in ("mean_res", "p99_res", "max_res")},

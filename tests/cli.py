@@ -3,6 +3,7 @@ in a fresh interpreter where a real process matters (signals, torchrun, what get
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -63,3 +64,18 @@ def assert_clean_failure(result, code, match):
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert match in lines[0], lines[0]
+
+
+def ctrl_c_in_epoch(monkeypatch, epoch: int) -> None:
+    """A Ctrl-C as training epoch ``epoch`` starts, for a :func:`pydiff` call in this process:
+    pydiff's handler records the SIGINT and the epoch stops at its next step."""
+    from pydiff.training.trainer import Trainer
+
+    one_epoch = Trainer.train_one_epoch
+
+    def ctrl_c(trainer, e):
+        if e == epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+        return one_epoch(trainer, e)
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", ctrl_c)

@@ -5,7 +5,6 @@ second round): each a test that failed before its fix."""
 import errno
 import json
 import os
-import signal
 from pathlib import Path
 
 import h5py
@@ -16,7 +15,7 @@ from pydiff.datasets.writer import generate
 from pydiff.errors import ConfigError
 from pydiff.problem import Problem
 
-from .cli import assert_clean_failure, pydiff
+from .cli import assert_clean_failure, ctrl_c_in_epoch, pydiff
 
 HUGE = "99999999999999999999"  # past what numpy's, torch's and HDF5's integers hold
 SMALL = dict(lattice=32, radius=3, n_sources=4, min_sources=1, setup="paper2024")
@@ -162,16 +161,8 @@ def test_an_os_error_naming_a_file_is_one_line(tmp_path, monkeypatch):
 def test_an_interrupted_pipeline_says_to_run_the_same_command_again(tmp_path, monkeypatch, command):
     # Before: "continue with --resume", an option neither command has
     from pydiff.evaluation import report
-    from pydiff.training.trainer import Trainer
 
-    one_epoch = Trainer.train_one_epoch
-
-    def ctrl_c(trainer, epoch):
-        if epoch == 1:
-            os.kill(os.getpid(), signal.SIGINT)  # pydiff's handler records it; the epoch stops at its next step
-        return one_epoch(trainer, epoch)
-
-    monkeypatch.setattr(Trainer, "train_one_epoch", ctrl_c)
+    ctrl_c_in_epoch(monkeypatch, 1)
     monkeypatch.setattr(report, "write_figures", lambda *args: [])
     result = pydiff(*command, cwd=tmp_path)
     assert result.returncode == 130, result.stderr

@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from pydiff.datasets.writer import generate
 from pydiff.problem import Problem
 
-from .cli import assert_clean_failure, pydiff
+from .cli import assert_clean_failure, ctrl_c_in_epoch, pydiff
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_HOUR = ROOT / "benchmarks" / "cpu_hour.py"
@@ -46,16 +45,7 @@ def test_an_interruption_in_the_first_epoch_names_no_missing_checkpoint(data, tm
     # Before: "stopped by SIGINT after epoch -1; checkpoint in RUN/last.pt; continue with --resume",
     # though no epoch had ended and no last.pt was written (RUN held config.json alone).  A
     # cpu-hour epoch takes two minutes on the CPU it is for: a Ctrl-C in them is likely.
-    from pydiff.training.trainer import Trainer
-
-    one_epoch = Trainer.train_one_epoch
-
-    def ctrl_c(trainer, epoch):
-        if epoch == 0:
-            os.kill(os.getpid(), signal.SIGINT)  # pydiff's handler records it; the epoch stops at its next step
-        return one_epoch(trainer, epoch)
-
-    monkeypatch.setattr(Trainer, "train_one_epoch", ctrl_c)
+    ctrl_c_in_epoch(monkeypatch, 0)
     out = tmp_path / "run"
     result = pydiff("train", "--data", data, "--out", out, *TINY_CPU_HOUR, "--epochs", 3)
     assert result.returncode == 130, result.stderr

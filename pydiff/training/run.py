@@ -153,15 +153,12 @@ def train(config: TrainConfig, run_dir, resume: bool = False, progress: bool | C
         val_data = train_data  # the same samples: one copy on the device
     else:
         val_data = file_samples(arrays, arrays.split["train"], ctx.device)
-    truth_data = None
-    if config.labels == 0:  # no labels anywhere: the best epoch is the one that obeys the equation best
-        # (the fields stay for the logged mean residual alone: the run's error against minutes)
-        truth_data, val_data = val_data, PartlyLabelled(val_data, np.zeros(len(val_data), dtype=bool))
+    # without labels the Trainer hides the held-out fields from the loss that picks the best epoch
 
     model = build_network(config, ctx, arrays.problem)
     trainer = Trainer(config=config, run_dir=run_dir, model=model,
                       optimizer=make_optimizer(model.module, config, ctx.device), train_data=train_data,
-                      val_data=val_data, ctx=ctx, progress=progress, problem=arrays.problem, truth_data=truth_data)
+                      val_data=val_data, ctx=ctx, progress=progress, problem=arrays.problem)
     if saved is not None:
         trainer.resume(saved)
     result = trainer.fit()

@@ -91,16 +91,15 @@ class Trainer:
         ctx: this process's place in a data-parallel run.
         progress: True (a progress bar), False, or a callable given each epoch's log row.
         problem: the problem the data poses, recorded with the saved model.
-        truth_data: the held-out samples with their fields where ``val_data`` hides them (a run
-            without labels selects on the physics loss): the logged mean residual is measured
-            on them; they never pick the best epoch.
+
+    A run without labels (``config.labels`` 0) picks its best epoch on the held-out physics loss
+    alone: the held-out fields are hidden from that loss, and measure only the logged mean residual.
     """
 
     def __init__(self, *, config: TrainConfig, run_dir, model: RunModel, optimizer: torch.optim.Optimizer,
                  train_data, val_data, ctx: distributed.Context, progress: bool | Callable = True,
-                 problem: Problem | None = None, truth_data=None) -> None:
+                 problem: Problem | None = None) -> None:
         self.config, self.run_dir, self.problem = config, Path(run_dir), problem
-        self.truth_data = truth_data
         self.module, self.network = model
         self.optimizer, self.ctx = optimizer, ctx
         self.train_data = train_data
@@ -157,14 +156,12 @@ class Trainer:
             return HeldOut(math.nan, math.nan)
         self.network.eval()
         total = torch.zeros(2, device=self.device)  # loss, absolute residual: one all-reduce, one sync
-        batches = self._eval_batches(n)
-        truth = self.truth_data.epoch_batches(0, batches) if self.truth_data is not None else None
-        for x, y in self.val_data.epoch_batches(0, batches):
+        hide_fields = self.config.labels == 0  # then the loss that selects is the physics loss alone
+        for x, y in self.val_data.epoch_batches(0, self._eval_batches(n)):
             with autocast(self.device, self.config.amp):
                 prediction = self.network(x).float()
-            total[0] += self.loss_sum(prediction, y, x)
-            fields = next(truth)[1] if truth is not None else y
-            total[1] += (prediction - fields).abs().sum()
+            total[0] += self.loss_sum(prediction, torch.full_like(y, math.nan) if hide_fields else y, x)
+            total[1] += (prediction - y).abs().sum()
         distributed.all_reduce_sum(total, self.ctx)
         loss, residual = (float(t) / (n * self.pixels) for t in total)
         return HeldOut(loss, residual)
