@@ -347,6 +347,46 @@ def test_batchnorm_recalibration_records_the_statistics_evaluation_meets():
     assert read == []
 
 
+def test_recalibrating_each_epoch_changes_the_selection_statistics_not_the_training(data, tmp_path):
+    from pydiff.training.batchnorm import recalibrate_batchnorm
+    from pydiff.training.run import file_samples
+
+    plain = dict(epochs=4, recalibrate_bn=False)  # model 9: dropout before its BatchNorms
+    without = train(smoke(data, **plain), tmp_path / "without", progress=False)
+    config = smoke(data, recalibrate_each_epoch=12, **plain)
+    within = train(config, tmp_path / "within", progress=False)
+    # BatchNorm's running statistics never enter a training-mode step: the same training, bit for bit
+    assert [r["train_loss"] for r in within.history] == [r["train_loss"] for r in without.history]
+    assert [r["val_loss"] for r in within.history] != [r["val_loss"] for r in without.history]
+    # the best weights carry the statistics of the first 12 training inputs, dropout off
+    saved, _ = read_model_file(tmp_path / "within")
+    arrays = load_arrays(config)
+    model, _ = load_model(tmp_path / "within")
+    for name, buffer in model.named_buffers():
+        if "running" in name:
+            buffer.fill_(7.0)  # overwritten by the recalibration below, or the comparison fails
+    inputs = file_samples(arrays, arrays.split["train"][:12], torch.device("cpu")).inputs
+    model = model.to(memory_format=torch.channels_last)  # as training ran it: the same summation order
+    recalibrate_batchnorm(model, model, inputs.split(config.eval_batch_size), torch.device("cpu"), amp=False)
+    recomputed = model.state_dict()
+    assert any("running_var" in k for k in saved)
+    for key in saved:
+        torch.testing.assert_close(recomputed[key], saved[key], rtol=1e-5, atol=1e-6)
+    # and the logged held-out loss of the best epoch is that of those weights with those statistics
+    held_out = file_samples(arrays, arrays.split[config.select_on], torch.device("cpu"))
+    x, y = held_out.inputs, held_out.fields
+    model.eval()
+    with torch.no_grad():
+        prediction = model(x)
+    assert float((prediction - y).abs().mean()) == pytest.approx(within.history[within.best_epoch]["val_mean_residual"],
+                                                                 rel=1e-4)
+    # interrupted and resumed, the same run
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "parts", progress=interrupt_at(1))
+    train(config, tmp_path / "parts", resume=True, progress=False)
+    assert_same_run(tmp_path / "within", tmp_path / "parts")
+
+
 @pytest.mark.parametrize("network, loss", [("encdec", "exp-MAE"), ("unet", "tanh-MSE"), ("fno", "tanh-Huber")])
 def test_the_2024_networks_train_on_any_lattice_with_the_2024_losses(tmp_path, network, loss):
     path = generate(tmp_path / "many.h5", 30, Problem(lattice=40, radius=3, n_sources=3, min_sources=1,

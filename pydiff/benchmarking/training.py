@@ -28,7 +28,7 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
 
     Returns:
         samples_per_second (training), eval_samples_per_second (held-out forward passes),
-        epoch_seconds (one epoch's training and held-out pass), recalibration_seconds (the
+        epoch_seconds (one epoch's training, its BatchNorm recalibration if any, and held-out pass), recalibration_seconds (the
         BatchNorm recalibration pass at the end, 0 without one),
         projected_hours (``epochs`` epochs of the config's split and the recalibration), state_MB (weights and Adam
         moments), checkpoint_MB, bytes_per_epoch_MB and its ratio to the state.
@@ -96,7 +96,8 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
     eval_sps = max(1, steps // 2) * len(xe) / (time.perf_counter() - start)
 
     n_train, n_held_out = epoch_sizes(config)
-    epoch_s = n_train / train_sps + n_held_out / eval_sps
+    recalibrated = min(config.recalibrate_each_epoch, n_train) if batchnorms(model) else 0  # before each evaluation
+    epoch_s = n_train / train_sps + (n_held_out + recalibrated) / eval_sps
     # the end-of-training BatchNorm recalibration is one more forward pass over the training split
     recalibration_s = n_train / eval_sps if config.recalibrate_bn and batchnorms(model) else 0.0
     hours = (config.epochs * epoch_s + recalibration_s) / 3600

@@ -136,6 +136,10 @@ class TrainConfig:
     early_stop: int = setting(0, "Stop after N epochs without a better held-out loss (0: never).")
     recalibrate_bn: bool = setting(False, "At the end, recompute the BatchNorm statistics of the best weights with "
                                    "dropout off (corrects the variance shift of dropout before BatchNorm).")
+    recalibrate_each_epoch: int = setting(
+        0, "Recompute the BatchNorm statistics over the first N training inputs, dropout off, before every held-out "
+        "evaluation, so that the best epoch is picked on the statistics it is served with (0: never; training "
+        "itself is unchanged).")
 
     # --- How the run is carried out (none of these changes what it computes but the seed) ---
     checkpoint_every: int = setting(10, "Epochs between checkpoints (last.pt, model.safetensors); SIGINT/SIGTERM "
@@ -181,6 +185,8 @@ class TrainConfig:
             (self.n_samples is None or self.n_samples >= 3, f"n_samples must be >= 3, got {self.n_samples}"),
             (self.rollback_m >= 1 and self.rollback_s >= 0, "rollback m must be >= 1 and s >= 0"),
             (self.checkpoint_every >= 1, f"checkpoint interval must be >= 1 epoch, got {self.checkpoint_every}"),
+            (self.recalibrate_each_epoch >= 0,
+             f"recalibrate each epoch must be >= 0 training inputs, got {self.recalibrate_each_epoch}"),
             (self.eval_batch_size >= 1, f"eval batch size must be >= 1, got {self.eval_batch_size}"),
             (self.loss in LOSS_NAMES, f"unknown loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}"),
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),

@@ -265,6 +265,8 @@ class Trainer:
                     tic = time.perf_counter()
                     train_loss = self.train_one_epoch(epoch)
                     decision = self._roll(epoch, train_loss)
+                    if config.recalibrate_each_epoch:  # selected as it will be served: dropout's variance shift undone
+                        self._recalibrate(config.recalibrate_each_epoch)
                     val_loss, val_residual = self.evaluate()
                     improved = decision is None and val_loss < self.best_val
                     if improved:
@@ -331,8 +333,13 @@ class Trainer:
         (:func:`~pydiff.training.batchnorm.recalibrate_batchnorm`)."""
         assert self.best_weights is not None  # fit calls this only once an epoch has set them
         self.module.load_state_dict(self.best_weights)
-        batches = [distributed.rank_slice(b, self.ctx)
-                   for b in torch.split(torch.arange(len(self.train_data)), self.config.eval_batch_size)]
+        self._recalibrate()
+        self._remember_best(self.best_epoch, self.best_val)
+
+    def _recalibrate(self, samples: int | None = None) -> None:
+        """The BatchNorm statistics of the current weights recomputed over the first ``samples``
+        training inputs (None: all of them), dropout off."""
+        n = len(self.train_data) if samples is None else min(samples, len(self.train_data))
+        batches = [distributed.rank_slice(b, self.ctx) for b in torch.split(torch.arange(n), self.config.eval_batch_size)]
         inputs = (x for x, _ in self.train_data.epoch_batches(0, batches))
         recalibrate_batchnorm(self.network, self.module, inputs, self.device, self.config.amp)
-        self._remember_best(self.best_epoch, self.best_val)
