@@ -26,8 +26,9 @@ def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor]
     at evaluation, without dropout, the variance is smaller, and normalising it by the recorded
     one shrinks the output towards its mean: the peaks come out low (the "variance shift" of
     dropout before batch normalisation).  One pass over the training inputs in evaluation mode
-    for dropout and training mode for the BatchNorms, averaging all batches equally, records the
-    statistics that evaluation actually meets.
+    for dropout and training mode for the BatchNorms records the statistics that evaluation
+    actually meets: each batch's mean and (unbiased) variance averaged with its number of inputs
+    as weight, so that every input counts alike whatever the batches' sizes.
     """
     norms = batchnorms(module)
     if not norms:  # nothing to recalibrate (an FNO): no pass over the training inputs
@@ -36,10 +37,13 @@ def recalibrate_batchnorm(network, module, input_batches: Iterable[torch.Tensor]
     network.eval()
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum = None  # a cumulative average over the batches
         norm.train()
+    seen = 0
     try:
         for x in input_batches:
+            seen += len(x)
+            for norm in norms:  # running = (1 - m) running + m batch: a running average weighted by size
+                norm.momentum = len(x) / seen
             with autocast(device, amp):  # every rank takes part in every batch's statistics
                 network(x)
     finally:

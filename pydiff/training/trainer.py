@@ -65,8 +65,9 @@ class RunModel(NamedTuple):
 class HeldOut(NamedTuple):
     """One pass over the held-out samples: ``loss``, the mean of Eq. 2 (what picks the best
     epoch), and ``mean_residual``, the mean of |prediction - field| over their pixels (Table 2's
-    first column, before the end-of-run BatchNorm recalibration): the error-against-minutes
-    curve of a run is log.csv's ``val_mean_residual`` against its cumulative ``seconds``."""
+    first column, before the end-of-run BatchNorm recalibration unless ``recalibrate_each_epoch``
+    made one before it): the error-against-minutes curve of a run is log.csv's
+    ``val_mean_residual`` against its cumulative ``seconds``."""
 
     loss: float
     mean_residual: float
@@ -329,11 +330,13 @@ class Trainer:
                            self.seconds(), self.bytes_written, self.log)
 
     def _recalibrate_best(self) -> None:
-        """The best weights' BatchNorm statistics recomputed over the training inputs, dropout off
+        """The best weights' BatchNorm statistics recomputed over the training inputs (those of
+        ``recalibrate_each_epoch`` when set), dropout off
         (:func:`~pydiff.training.batchnorm.recalibrate_batchnorm`)."""
         assert self.best_weights is not None  # fit calls this only once an epoch has set them
         self.module.load_state_dict(self.best_weights)
-        self._recalibrate()
+        # the inputs that picked the epoch, when they did: it is served as it was selected
+        self._recalibrate(self.config.recalibrate_each_epoch or None)
         self._remember_best(self.best_epoch, self.best_val)
 
     def _recalibrate(self, samples: int | None = None) -> None:
