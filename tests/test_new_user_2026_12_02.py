@@ -28,6 +28,29 @@ def data(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("data") / "d.h5", 40, Problem(), seed=0, progress=False)
 
 
+def cpu_hour_module():
+    """benchmarks/cpu_hour.py, imported."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cpu_hour", CPU_HOUR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def finished_lever(runs: Path, options: dict) -> Path:
+    """A finished 5-epoch run of the lever of ``options`` as cpu_hour.py names it: metrics.json
+    (test mean 4.5e-3 in 10 minutes) and a one-epoch log.csv."""
+    run = cpu_hour_module().lever_dir(runs, dict(options, epochs=5))
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "config": {"epochs": 5}, "training": {"seconds": 600.0, "best_epoch": 4},
+        "test": {"mean_res": 4.5e-3, "p99_res": 5e-2, "max_res": 0.8}}))
+    (run / "log.csv").write_text("epoch,train_loss,val_loss,val_mean_residual,lr,seconds,rolled_back,restored_to,"
+                                 "best,bytes_written\n0,0.1,0.1,0.01,0.001,120,False,,True,0\n")
+    return run
+
+
 def read_log(run: Path) -> list[dict]:
     with open(run / "log.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -101,18 +124,7 @@ def test_cpu_hour_report_says_when_there_is_no_preset_run_for_reference(tmp_path
     # Before: --reference FILE wrote nothing, said nothing, and exited 0 when the whole preset
     # run (pydiff reproduce --model 9 --preset cpu-hour) was not under RUNS
     runs = tmp_path / "runs"
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cpu_hour", CPU_HOUR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    base = module.lever_dir(runs, {"epochs": 5})  # a finished 5-epoch lever run, as the script names it
-    base.mkdir(parents=True)
-    (base / "metrics.json").write_text(json.dumps({
-        "config": {"epochs": 5}, "training": {"seconds": 600.0, "best_epoch": 4},
-        "test": {"mean_res": 4.5e-3, "p99_res": 5e-2, "max_res": 0.8}}))
-    (base / "log.csv").write_text("epoch,train_loss,val_loss,val_mean_residual,lr,seconds,rolled_back,restored_to,"
-                                  "best,bytes_written\n0,0.1,0.1,0.01,0.001,120,False,,True,0\n")
+    finished_lever(runs, {})
     reference = tmp_path / "curve.csv"
     result = cpu_hour("--report", "--runs", runs, "--levers", "base", "--reference", reference)
     assert reference.exists() or (result.returncode != 0 and "reference" in result.stderr), (

@@ -2,8 +2,6 @@
 recal levers of benchmarks/cpu_hour.py (2026-12-02, second round): each a test that fails before
 its fix."""
 
-import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,25 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pydiff.datasets.writer import generate
-from pydiff.problem import Problem
-
 from .cli import pydiff
+from .test_new_user_2026_12_02 import cpu_hour_module, data, finished_lever, read_log  # noqa: F401 (data: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_HOUR = ROOT / "benchmarks" / "cpu_hour.py"
 SMOKE = ("--model", 9, "--preset", "smoke")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """40 samples of the 2021 problem: what the smoke preset trains on (28 training inputs)."""
-    return generate(tmp_path_factory.mktemp("data") / "d.h5", 40, Problem(), seed=0, progress=False)
-
-
-def read_log(run: Path) -> list[dict]:
-    with open(run / "log.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 # --- 1. the best epoch is not served with the statistics it was picked on ----------------------
@@ -80,19 +65,11 @@ def test_cpu_hour_report_keeps_its_columns_aligned_for_the_recal_levers(tmp_path
     #   lever        epochs  minutes      mean ...
     #   base              5     10.0  4.50e-03 ...
     #   recal-each-epoch      5     10.0  4.50e-03 ...
-    spec = importlib.util.spec_from_file_location("cpu_hour", CPU_HOUR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     runs = tmp_path / "runs"
     names = ["base", "recal-each-epoch", "width0.25+recal"]
-    for name in names:  # finished 5-epoch lever runs, as the script names them
-        run = module.lever_dir(runs, dict(module.LEVERS[name], epochs=5))
-        run.mkdir(parents=True)
-        (run / "metrics.json").write_text(json.dumps({
-            "config": {"epochs": 5}, "training": {"seconds": 600.0, "best_epoch": 4},
-            "test": {"mean_res": 4.5e-3, "p99_res": 5e-2, "max_res": 0.8}}))
-        (run / "log.csv").write_text("epoch,train_loss,val_loss,val_mean_residual,lr,seconds,rolled_back,"
-                                     "restored_to,best,bytes_written\n0,0.1,0.1,0.01,0.001,120,False,,True,0\n")
+    levers = cpu_hour_module().LEVERS
+    for name in names:
+        finished_lever(runs, levers[name])
     result = subprocess.run([sys.executable, str(CPU_HOUR), "--report", "--runs", str(runs), "--levers",
                              ",".join(names)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
