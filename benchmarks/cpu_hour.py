@@ -32,21 +32,28 @@ from pydiff.training.config import config_for
 
 MODEL = 9
 PRESET = "cpu-hour"
-# One lever at a time, each against the preset ("base"): the options it changes.
+# One lever at a time, each against the preset as it was on 2026-12-01/02 ("base": width 1/8, its
+# epochs picked on the training-mode BatchNorm statistics): the options each changes.
+BEFORE = {"width": 0.125, "recalibrate_each_epoch": 0}
 LEVERS: dict[str, dict] = {
-    "base": {},
-    "lr3e-3": {"lr": 3e-3},
-    "lr3e-4": {"lr": 3e-4},
-    "batch32": {"batch_size": 32},
-    "batch8": {"batch_size": 8},
-    "width0.25": {"width": 0.25},
-    "constant-lr": {"lr_schedule": "constant"},
-    "half-data": {"n_samples": 10000},
-    "mse": {"loss": "MSE"},
-    "tanh-mae": {"loss": "tanh-MAE", "w": 1.0},
-    "recal-each-epoch": {"recalibrate_each_epoch": 2000},
-    # two levers together: the wider network, its epochs chosen on recalibrated statistics
-    "width0.25+recal": {"width": 0.25, "recalibrate_each_epoch": 2000},
+    "base": BEFORE,
+    "lr3e-3": {**BEFORE, "lr": 3e-3},
+    "lr3e-4": {**BEFORE, "lr": 3e-4},
+    "batch32": {**BEFORE, "batch_size": 32},
+    "batch8": {**BEFORE, "batch_size": 8},
+    "width0.25": {**BEFORE, "width": 0.25},
+    "constant-lr": {**BEFORE, "lr_schedule": "constant"},
+    "half-data": {**BEFORE, "n_samples": 10000},
+    "mse": {**BEFORE, "loss": "MSE"},
+    "tanh-mae": {**BEFORE, "loss": "tanh-MAE", "w": 1.0},
+    # epochs picked on statistics recomputed over 2,000 training inputs: the same training
+    "recal-each-epoch": {"width": 0.125},
+    # both: the preset as it is now
+    "width0.25+recal": {},
+    # whole hours, whatever --epochs says: the preset of 2026-12-01/02, and its epochs picked on
+    # recalibrated statistics (bit for bit the same training)
+    "hour-before": {**BEFORE, "epochs": 27},
+    "hour-recal": {"width": 0.125, "epochs": 27},
 }
 
 
@@ -128,7 +135,8 @@ def positive(text: str) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated names of levers, of {', '.join(LEVERS)}")
-    parser.add_argument("--epochs", type=positive, default=5, help="epochs of every lever run")
+    parser.add_argument("--epochs", type=positive, default=5, help="epochs of every lever run (not the hour-* levers: "
+                                                                   "27, a whole hour)")
     parser.add_argument("--runs", default="runs", help="runs directory (the runs go to RUNS/cpu-hour/)")
     parser.add_argument("--data", default="data", help="data directory")
     parser.add_argument("--report", action="store_true", help="only tabulate and plot the finished runs")
@@ -139,7 +147,7 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in LEVERS]
     if unknown:
         parser.error(f"unknown lever(s) {', '.join(unknown)}; choose from {', '.join(LEVERS)}")
-    levers = {name: dict(LEVERS[name], epochs=args.epochs) for name in names}
+    levers = {name: {"epochs": args.epochs, **LEVERS[name]} for name in names}  # a lever's own epochs stay
     runs_dir = Path(args.runs)
     if runs_dir.exists() and not runs_dir.is_dir():
         parser.error(f"--runs {runs_dir} is a file, not a directory")

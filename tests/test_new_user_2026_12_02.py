@@ -124,7 +124,7 @@ def test_cpu_hour_report_says_when_there_is_no_preset_run_for_reference(tmp_path
     # Before: --reference FILE wrote nothing, said nothing, and exited 0 when the whole preset
     # run (pydiff reproduce --model 9 --preset cpu-hour) was not under RUNS
     runs = tmp_path / "runs"
-    finished_lever(runs, {})
+    finished_lever(runs, cpu_hour_module().LEVERS["base"])
     reference = tmp_path / "curve.csv"
     result = cpu_hour("--report", "--runs", runs, "--levers", "base", "--reference", reference)
     assert reference.exists() or (result.returncode != 0 and "reference" in result.stderr), (
