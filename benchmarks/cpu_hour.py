@@ -7,9 +7,10 @@ same number of epochs; the test mean residual each reaches and its curve of erro
 
 Each lever is a ``pydiff reproduce --preset cpu-hour --model 9`` run with its options
 (``runs/cpu-hour/model09-seed0-epochs5-lr0.003``): cached, resumable, evaluated on the test split
-as Table 2 is.  The curve is log.csv's held-out mean residual per epoch (with the training-mode BatchNorm
-statistics, or with those recomputed each epoch in the ``recal`` levers) against the run's cumulative training seconds; the table gives the
-evaluated test mean, 99th percentile and maximum of the best epoch.  Writes
+as Table 2 is.  The curve is log.csv's held-out mean residual per epoch (with the training-mode
+BatchNorm statistics, or with those recomputed each epoch in the preset and the ``recal`` levers)
+against the run's cumulative training seconds; the table gives the evaluated test mean, 99th
+percentile and maximum of the best epoch.  Writes
 ``runs/cpu-hour/levers.csv`` and ``levers.png``.
 
 Measured on this project's 2-core Intel Xeon: docs/table2.md ("cpu-hour").

@@ -110,6 +110,12 @@ def test_the_projection_counts_the_batchnorm_recalibration_pass_only_where_there
     assert row["recalibration_seconds"] == pytest.approx(n_train / row["eval_samples_per_second"])
     assert row["projected_hours"] * 3600 == pytest.approx(config.epochs * row["epoch_seconds"] + row["recalibration_seconds"])
     assert bench_train(dataclasses.replace(config, recalibrate_bn=False), steps=1, warmup=1)["recalibration_seconds"] == 0
+    # per-epoch recalibration: its pass is in every epoch, and the end-of-run one is not made
+    each = bench_train(dataclasses.replace(config, recalibrate_bn=True, recalibrate_each_epoch=10), steps=1, warmup=1)
+    assert each["recalibration_seconds"] == 0
+    n_held_out = 100 - n_train - round(config.split[1] * 100)
+    assert each["epoch_seconds"] == pytest.approx(n_train / each["samples_per_second"]
+                                                  + (n_held_out + 10) / each["eval_samples_per_second"])
     pytest.importorskip("neuralop")
     fno = dataclasses.replace(config, network="fno", model=None, width=1 / 32, recalibrate_bn=True)
     assert bench_train(fno, steps=1, warmup=1)["recalibration_seconds"] == 0  # no BatchNorm in an FNO

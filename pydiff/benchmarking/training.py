@@ -28,8 +28,8 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
 
     Returns:
         samples_per_second (training), eval_samples_per_second (held-out forward passes),
-        epoch_seconds (one epoch's training, its BatchNorm recalibration if any, and held-out pass), recalibration_seconds (the
-        BatchNorm recalibration pass at the end, 0 without one),
+        epoch_seconds (one epoch's training, its BatchNorm recalibration if any, and held-out
+        pass), recalibration_seconds (the BatchNorm recalibration pass at the end, 0 without one),
         projected_hours (``epochs`` epochs of the config's split and the recalibration), state_MB (weights and Adam
         moments), checkpoint_MB, bytes_per_epoch_MB and its ratio to the state.
     """
@@ -96,10 +96,13 @@ def bench_train(config, steps: int = 5, warmup: int = 2, lattice: int | None = N
     eval_sps = max(1, steps // 2) * len(xe) / (time.perf_counter() - start)
 
     n_train, n_held_out = epoch_sizes(config)
-    recalibrated = min(config.recalibrate_each_epoch, n_train) if batchnorms(model) else 0  # before each evaluation
+    norms = bool(batchnorms(model))
+    recalibrated = min(config.recalibrate_each_epoch, n_train) if norms else 0  # before each evaluation
     epoch_s = n_train / train_sps + (n_held_out + recalibrated) / eval_sps
     # the end-of-training BatchNorm recalibration is one more forward pass over the training split
-    recalibration_s = n_train / eval_sps if config.recalibrate_bn and batchnorms(model) else 0.0
+    # (none after per-epoch ones: the best epoch's statistics are already recomputed)
+    end_pass = config.recalibrate_bn and not config.recalibrate_each_epoch and norms
+    recalibration_s = n_train / eval_sps if end_pass else 0.0
     hours = (config.epochs * epoch_s + recalibration_s) / 3600
 
     state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values() if torch.is_tensor(t))

@@ -138,8 +138,8 @@ class TrainConfig:
                                    "dropout off (corrects the variance shift of dropout before BatchNorm).")
     recalibrate_each_epoch: int = setting(
         0, "Recompute the BatchNorm statistics over the first N training inputs, dropout off, before every held-out "
-        "evaluation, so that the best epoch is picked on the statistics it is served with (--recalibrate-bn then "
-        "recomputes them over the same inputs; 0: never; training itself is unchanged).")
+        "evaluation, so that the best epoch is picked on the statistics it is served with (it keeps them: no "
+        "--recalibrate-bn pass at the end; 0: never; training itself is unchanged).")
 
     # --- How the run is carried out (none of these changes what it computes but the seed) ---
     checkpoint_every: int = setting(10, "Epochs between checkpoints (last.pt, model.safetensors); SIGINT/SIGTERM "

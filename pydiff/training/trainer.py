@@ -323,20 +323,20 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if config.recalibrate_bn and self.best_weights is not None:
+        # with recalibrate_each_epoch the best weights carry their statistics already, those of
+        # the same inputs: the end-of-run pass would only compute them again
+        if config.recalibrate_bn and not config.recalibrate_each_epoch and self.best_weights is not None:
             self._recalibrate_best()
         self.save()
         return TrainResult(self.run_dir, self.best_epoch, self.best_val, self.last_epoch + 1, self.rollback.count,
                            self.seconds(), self.bytes_written, self.log)
 
     def _recalibrate_best(self) -> None:
-        """The best weights' BatchNorm statistics recomputed over the training inputs (those of
-        ``recalibrate_each_epoch`` when set), dropout off
+        """The best weights' BatchNorm statistics recomputed over the training inputs, dropout off
         (:func:`~pydiff.training.batchnorm.recalibrate_batchnorm`)."""
         assert self.best_weights is not None  # fit calls this only once an epoch has set them
         self.module.load_state_dict(self.best_weights)
-        # the inputs that picked the epoch, when they did: it is served as it was selected
-        self._recalibrate(self.config.recalibrate_each_epoch or None)
+        self._recalibrate()
         self._remember_best(self.best_epoch, self.best_val)
 
     def _recalibrate(self, samples: int | None = None) -> None:
